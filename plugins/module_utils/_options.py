@@ -1,0 +1,36 @@
+# Copyright (c) oci.images contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Connection options shared by every module and transport, independent of Ansible."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_RETRIES = 3
+
+
+@dataclass
+class ConnectionOptions:
+    """How to reach one side (source or destination): credentials, TLS, timeouts, engine socket."""
+
+    username: str | None = None
+    password: str | None = None
+    registry_token: str | None = None
+    auth_file: str | None = None
+    validate_certs: bool = True
+    ca_cert: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    retries: int = DEFAULT_RETRIES
+    daemon_host: str | None = None
+
+    def __repr__(self) -> str:
+        # Never show secrets, even in a traceback or debug output.
+        return "ConnectionOptions(username=%r, password=%s, registry_token=%s, validate_certs=%r)" % (
+            self.username,
+            "<hidden>" if self.password else None,
+            "<hidden>" if self.registry_token else None,
+            self.validate_certs,
+        )

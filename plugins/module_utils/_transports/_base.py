@@ -1,0 +1,85 @@
+# Copyright (c) oci.images contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one interface every transport implements.
+
+The copy engine and image_info talk only to these classes; they never ask which
+transport they hold. What differs between transports is expressed as attributes.
+"""
+
+from __future__ import annotations
+
+from typing import BinaryIO
+
+from .._digest import VerifyingReader, sha256_digest, verify_bytes
+from .._errors import InvalidManifest, Unsupported
+from .._reference import ImageReference
+
+# Manifests and configs larger than this are refused (the limit containers/image and registries use).
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
+
+
+class ImageSource:
+    """Read side of a transport: one image (or index) named by a reference."""
+
+    #: True when ``list_tags`` works (a registry repository, an OCI layout's refs).
+    can_list_tags = False
+
+    def __init__(self, reference: ImageReference):
+        self.reference = reference
+
+    # --- to implement -------------------------------------------------------------------------
+    def get_manifest(self, digest: str | None = None) -> tuple[bytes, str]:
+        """Raw bytes and media type of the manifest the reference names (``digest`` None) or of a child.
+
+        A digest given is verified against the bytes. Raise NotFound when absent.
+        """
+        raise NotImplementedError
+
+    def open_blob(self, digest: str, size: int | None = None) -> BinaryIO:
+        """A stream of the blob's bytes, verified against ``digest`` (and ``size``) as it is read."""
+        raise NotImplementedError
+
+    def list_tags(self) -> list[str]:
+        raise Unsupported("%s cannot list tags" % self.reference, str(self.reference))
+
+    def close(self) -> None:
+        """Release connections, temp files and locks."""
+
+    # --- shared -------------------------------------------------------------------------------
+    def manifest_digest(self, raw: bytes) -> str:
+        """Digest of the top-level manifest; a transport that knows better (v2s1) overrides this."""
+        return sha256_digest(raw)
+
+    def get_blob_bytes(self, digest: str, size: int | None = None, limit: int = MAX_CONFIG_BYTES) -> bytes:
+        """A small blob (a config) read whole, refused past ``limit`` bytes, verified."""
+        if size is not None and size > limit:
+            raise InvalidManifest(
+                "%s: blob %s is %d bytes, over the %d-byte limit for configs" % (self.reference, digest, size, limit),
+                str(self.reference),
+            )
+        stream = self.open_blob(digest, size)
+        try:
+            data = stream.read(limit + 1)
+            if len(data) > limit:
+                raise InvalidManifest(
+                    "%s: blob %s is over the %d-byte limit for configs" % (self.reference, digest, limit), str(self.reference)
+                )
+            while True:  # drain so a VerifyingReader checks the digest
+                if not stream.read(65536):
+                    break
+        finally:
+            stream.close()
+        return verify_bytes(data, digest, str(self.reference))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+def verified_stream(stream: BinaryIO, digest: str, size: int | None, context: str) -> VerifyingReader:
+    """Wrap a raw stream so it is hashed and checked as it is read."""
+    return VerifyingReader(stream, digest, size, context)

@@ -1,0 +1,41 @@
+# Copyright (c) oci.images contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one place that maps a transport name to its implementation."""
+
+from __future__ import annotations
+
+from .._errors import Unsupported
+from .._options import ConnectionOptions
+from .._reference import ImageReference
+from ._base import ImageSource
+
+
+def open_source(reference: ImageReference, options: ConnectionOptions | None = None) -> ImageSource:
+    """An ImageSource for ``reference``; the caller closes it (it is a context manager)."""
+    options = options or ConnectionOptions()
+    transport = reference.transport
+    if transport == "docker":
+        from ._docker import RegistrySource
+
+        return RegistrySource(reference, options)
+    if transport == "dir":
+        from ._directory import DirectorySource
+
+        return DirectorySource(reference)
+    if transport == "oci":
+        from ._oci_layout import OCILayoutSource
+
+        return OCILayoutSource(reference)
+    if transport == "oci-archive":
+        from ._archive import OCIArchiveSource
+
+        return OCIArchiveSource(reference)
+    if transport == "docker-archive":
+        from ._archive import DockerArchiveSource
+
+        return DockerArchiveSource(reference)
+    raise Unsupported(
+        "%s: the %s transport is not available yet in this version of oci.images; "
+        "use docker://, dir:, oci:, oci-archive: or docker-archive:" % (reference, transport),
+        str(reference),
+    )
