@@ -23,4 +23,5 @@ if COLLECTIONS_ROOT not in sys.path:
 pytest_plugins = [
     "registry_fixtures",
     "image_fixtures",
+    "skopeo_fixtures",
 ]

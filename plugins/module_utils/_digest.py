@@ -19,7 +19,7 @@ def new_hasher(digest: str):
     try:
         return _ALGORITHMS[algorithm]()
     except KeyError:
-        raise InvalidReference("unsupported digest algorithm in %r" % digest, digest)
+        raise InvalidReference("unsupported digest algorithm in %r" % digest, digest) from None
 
 
 def sha256_digest(data: bytes) -> str:
@@ -88,9 +88,7 @@ class VerifyingReader:
     def _finish(self) -> None:
         self._done = True
         if self.size is not None and self.bytes_read != self.size:
-            raise DigestMismatch(
-                "%s: blob %s ended after %d of %d bytes" % (self.context, self.digest, self.bytes_read, self.size), self.context
-            )
+            raise DigestMismatch("%s: blob %s ended after %d of %d bytes" % (self.context, self.digest, self.bytes_read, self.size), self.context)
         actual = "%s:%s" % (self.digest.partition(":")[0], self._hasher.hexdigest())
         if actual != self.digest:
             raise DigestMismatch("%s: blob content has digest %s, expected %s" % (self.context, actual, self.digest), self.context)

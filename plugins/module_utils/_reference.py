@@ -58,9 +58,7 @@ def validate_digest(digest: str, context: str = "") -> str:
     if expected is None:
         raise InvalidReference("unsupported digest algorithm %r%s: use sha256, sha384 or sha512" % (algorithm, where), context or None)
     if len(encoded) != expected or not re.match(r"^[a-f0-9]+$", encoded):
-        raise InvalidReference(
-            "invalid digest %r%s: %s needs %d lowercase hex characters" % (digest, where, algorithm, expected), context or None
-        )
+        raise InvalidReference("invalid digest %r%s: %s needs %d lowercase hex characters" % (digest, where, algorithm, expected), context or None)
     return digest
 
 
@@ -166,13 +164,9 @@ def parse_docker_name(text: str, context: str | None = None) -> tuple[str, str, 
     if colon > slash:
         name, tag = name[:colon], name[colon + 1 :]
         if not TAG_RE.match(tag):
-            raise InvalidReference(
-                "invalid tag %r in %r: a tag is up to 128 letters, digits, '_', '.' and '-', not starting with '.' or '-'" % (tag, ctx), ctx
-            )
+            raise InvalidReference("invalid tag %r in %r: a tag is up to 128 letters, digits, '_', '.' and '-', not starting with '.' or '-'" % (tag, ctx), ctx)
     if tag is not None and digest is not None:
-        raise InvalidReference(
-            "%r has both a tag and a digest: give one of them (name:tag or name@sha256:...)" % ctx, ctx
-        )
+        raise InvalidReference("%r has both a tag and a digest: give one of them (name:tag or name@sha256:...)" % ctx, ctx)
     first, sep, rest = name.partition("/")
     if sep and ("." in first or ":" in first or first == "localhost" or first.lower() != first):
         registry, repository = first, rest
@@ -190,8 +184,7 @@ def parse_docker_name(text: str, context: str | None = None) -> tuple[str, str, 
         raise InvalidReference("repository name %r in %r must be lowercase" % (repository, ctx), ctx)
     if not PATH_RE.match(repository):
         raise InvalidReference(
-            "invalid repository name %r in %r: use lowercase letters, digits and separators (., _, __, -) between '/'-separated parts"
-            % (repository, ctx),
+            "invalid repository name %r in %r: use lowercase letters, digits and separators (., _, __, -) between '/'-separated parts" % (repository, ctx),
             ctx,
         )
     if len(registry) + 1 + len(repository) > NAME_TOTAL_MAX:
@@ -308,8 +301,6 @@ def parse_reference(text: str) -> ImageReference:
             return _parse_containers_storage(rest, text)
     scheme = _SCHEME_RE.match(text)
     if scheme:
-        raise InvalidReference(
-            "unknown transport %r in %r: use one of %s" % (scheme.group(1), text, ", ".join(t + ":" for t in TRANSPORTS)), text
-        )
+        raise InvalidReference("unknown transport %r in %r: use one of %s" % (scheme.group(1), text, ", ".join(t + ":" for t in TRANSPORTS)), text)
     registry, repository, tag, digest = parse_docker_name(text, text)
     return ImageReference("docker", registry=registry, repository=repository, tag=tag, digest=digest, text=text)

@@ -62,9 +62,7 @@ class ImageSource:
         try:
             data = stream.read(limit + 1)
             if len(data) > limit:
-                raise InvalidManifest(
-                    "%s: blob %s is over the %d-byte limit for configs" % (self.reference, digest, limit), str(self.reference)
-                )
+                raise InvalidManifest("%s: blob %s is over the %d-byte limit for configs" % (self.reference, digest, limit), str(self.reference))
             while True:  # drain so a VerifyingReader checks the digest
                 if not stream.read(65536):
                     break

@@ -1,0 +1,23 @@
+# Copyright (c) oci.images contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    # Timeouts and retries for registry requests.
+    DOCUMENTATION = r"""
+options:
+  timeout:
+    description:
+      - Seconds to wait for a connection to a registry and for each read from it.
+    type: float
+    default: 30
+  retries:
+    description:
+      - How many times a request is retried after a connection error, a timeout, or an answer of
+        HTTP 429, 500, 502, 503 or 504, with exponential backoff and jitter (C(Retry-After) is honoured).
+      - V(0) disables retries.
+    type: int
+    default: 3
+"""

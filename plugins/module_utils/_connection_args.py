@@ -1,0 +1,64 @@
+# Copyright (c) oci.images contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Module argument specs for connection options, and turning module params into ConnectionOptions.
+
+Kept here (not in each module) because every module takes the same options, for one
+side (``image_info``) or for two prefixed sides (``src_``/``dest_`` in ``image_copy``).
+"""
+
+from __future__ import annotations
+
+from ._options import DEFAULT_RETRIES, DEFAULT_TIMEOUT, ConnectionOptions
+
+_PER_SIDE = {
+    "username": {"type": "str"},
+    "password": {"type": "str", "no_log": True},
+    "registry_token": {"type": "str", "no_log": True},
+    "validate_certs": {"type": "bool", "default": True},
+    "ca_cert": {"type": "path"},
+    "client_cert": {"type": "path"},
+    "client_key": {"type": "path"},
+}
+_SHARED = {
+    "auth_file": {"type": "path"},
+    "timeout": {"type": "float", "default": DEFAULT_TIMEOUT},
+    "retries": {"type": "int", "default": DEFAULT_RETRIES},
+}
+
+
+def connection_argument_spec(prefixes: tuple[str, ...] = ("",)) -> dict:
+    """Argument spec entries for each side prefix (``""`` or ``"src_"``, ``"dest_"``) plus the shared ones."""
+    spec: dict = {}
+    for prefix in prefixes:
+        for name, entry in _PER_SIDE.items():
+            spec[prefix + name] = dict(entry)
+    for name, entry in _SHARED.items():
+        spec[name] = dict(entry)
+    return spec
+
+
+def connection_constraints(prefixes: tuple[str, ...] = ("",)) -> dict:
+    """mutually_exclusive / required_together lists matching connection_argument_spec."""
+    return {
+        "mutually_exclusive": [[p + "registry_token", p + "username"] for p in prefixes] + [[p + "registry_token", p + "password"] for p in prefixes],
+        "required_together": [[p + "username", p + "password"] for p in prefixes] + [[p + "client_cert", p + "client_key"] for p in prefixes],
+    }
+
+
+def connection_options(params: dict, prefix: str = "") -> ConnectionOptions:
+    """ConnectionOptions for one side from module params."""
+    timeout = params.get("timeout")
+    retries = params.get("retries")
+    return ConnectionOptions(
+        username=params.get(prefix + "username"),
+        password=params.get(prefix + "password"),
+        registry_token=params.get(prefix + "registry_token"),
+        auth_file=params.get("auth_file"),
+        validate_certs=params.get(prefix + "validate_certs", True) is not False,
+        ca_cert=params.get(prefix + "ca_cert"),
+        client_cert=params.get(prefix + "client_cert"),
+        client_key=params.get(prefix + "client_key"),
+        timeout=DEFAULT_TIMEOUT if timeout is None else float(timeout),
+        retries=DEFAULT_RETRIES if retries is None else int(retries),
+        daemon_host=params.get(prefix + "daemon_host"),
+    )

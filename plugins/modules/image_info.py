@@ -1,0 +1,302 @@
+#!/usr/bin/python
+# Copyright (c) oci.images contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: image_info
+short_description: Inspect a container image in a registry or a local format without pulling it
+version_added: 0.1.0
+description:
+  - Reads the manifest and configuration of an image and returns what C(skopeo inspect) reports
+    (digest, creation date, platform, labels, environment, every layer with its size), plus every
+    platform of a multi-arch image and, on request, the tags of the repository.
+  - Works on registries (C(docker://), the default when a reference has no transport) and on the local
+    formats C(dir:), C(oci:), C(oci-archive:) and C(docker-archive:), with the reference syntax skopeo uses.
+  - Nothing is downloaded but manifests and the image configuration; no container engine is needed.
+  - A repository or tag that does not exist is not a failure, see RV(exists).
+author:
+  - oci.images maintainers
+extends_documentation_fragment:
+  - oci.images._auth
+  - oci.images._tls
+  - oci.images._retry
+  - oci.images._attributes
+  - oci.images._attributes.INFO_MODULE
+  - oci.images._attributes.ACTIONGROUP
+options:
+  image:
+    description:
+      - The image to inspect, as C(transport:details) like skopeo takes it, for example
+        V(docker://registry.example.com/team/app:1.2), V(oci:/srv/layout:app), V(dir:/tmp/app),
+        V(oci-archive:/tmp/app.tar), V(docker-archive:/tmp/app.tar).
+      - A reference without a transport is a registry reference, so V(registry.example.com/team/app:1.2)
+        means V(docker://registry.example.com/team/app:1.2) and V(fedora) means V(docker://docker.io/library/fedora:latest).
+    type: str
+    required: true
+  platform:
+    description:
+      - For a multi-arch image, the platform whose manifest and configuration are described, as C(os/arch[/variant]),
+        for example V(linux/arm64/v8).
+      - Defaults to the platform of the machine the module runs on.
+      - Every platform of the index is listed in RV(image.platforms) whichever is chosen.
+    type: str
+  list_tags:
+    description:
+      - Also return the tags of the repository (all of them, following pagination) in RV(image.tags).
+      - For an C(oci:) layout these are the image references it holds.
+    type: bool
+    default: false
+  raw:
+    description:
+      - Also return the parsed manifest and configuration in RV(image.manifest) and RV(image.config)
+        (and the index in RV(image.index) for a multi-arch image).
+    type: bool
+    default: false
+notes:
+  - Credentials are never returned or logged. Secrets options are marked C(no_log).
+seealso:
+  - name: skopeo inspect
+    description: The command whose answers this module gives.
+    link: https://github.com/containers/skopeo/blob/main/docs/skopeo-inspect.1.md
+requirements:
+  - requests
+  - jsonschema
+"""
+
+EXAMPLES = r"""
+- name: Inspect an image in a registry
+  oci.images.image_info:
+    image: registry.example.com/team/app:1.2
+  register: app
+
+- name: Show its digest and creation date
+  ansible.builtin.debug:
+    msg: "{{ app.image.digest }} created {{ app.image.created }}"
+
+- name: Describe the arm64 image of a multi-arch index, with the repository's tags
+  oci.images.image_info:
+    image: docker://registry.example.com/team/app:1.2
+    platform: linux/arm64/v8
+    list_tags: true
+  register: app_arm
+
+- name: Fail when an image is missing
+  oci.images.image_info:
+    image: docker://registry.example.com/team/app:2.0
+  register: wanted
+  failed_when: not wanted.exists
+
+- name: Inspect an OCI layout on disk, with the raw manifest and config
+  oci.images.image_info:
+    image: oci:/srv/images/app:1.2
+    raw: true
+
+- name: Use credentials for a private registry
+  oci.images.image_info:
+    image: docker://registry.example.com/private/app:1.2
+    username: robot
+    password: "{{ vault_registry_password }}"
+    ca_cert: /etc/pki/registry-ca.pem
+"""
+
+RETURN = r"""
+exists:
+  description: Whether the image exists. V(false) when the repository, tag or local image is not there.
+  returned: always
+  type: bool
+  sample: true
+image:
+  description: The facts about the image. Empty when RV(exists) is V(false).
+  returned: always
+  type: dict
+  contains:
+    name:
+      description: Normalized repository name, for references that have one.
+      type: str
+      sample: docker.io/library/fedora
+    reference:
+      description: The normalized reference that was inspected.
+      type: str
+      sample: docker://docker.io/library/fedora:latest
+    digest:
+      description: Digest of the top-level manifest (for a multi-arch image, the digest of the index).
+      type: str
+      sample: sha256:2f9d3ef1f0c4a3a42c4a1d33d3b9f1d4e5c2f7a0e1b2c3d4e5f60718293a4b5c
+    media_type:
+      description: Media type of the top-level manifest.
+      type: str
+      sample: application/vnd.oci.image.index.v1+json
+    manifest_digest:
+      description: Digest of the image manifest described (the chosen platform's for a multi-arch image).
+      type: str
+      sample: sha256:9a8b7c6d5e4f30211a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f7081
+    manifest_media_type:
+      description: Media type of the image manifest described.
+      type: str
+      sample: application/vnd.oci.image.manifest.v1+json
+    artifact_type:
+      description: The manifest's C(artifactType), for OCI artifacts that declare one.
+      type: str
+      sample: application/vnd.example.sbom
+    annotations:
+      description: The manifest's annotations.
+      type: dict
+      sample: {"org.opencontainers.image.source": "https://example.com/app"}
+    created:
+      description: Creation time from the image configuration (or the C(org.opencontainers.image.created) annotation of an artifact).
+      type: str
+      sample: "2024-01-02T03:04:05Z"
+    architecture:
+      description: CPU architecture of the image.
+      type: str
+      sample: amd64
+    os:
+      description: Operating system of the image.
+      type: str
+      sample: linux
+    variant:
+      description: CPU variant, when the configuration has one.
+      type: str
+      sample: v8
+    labels:
+      description: Labels of the image configuration.
+      type: dict
+      sample: {"org.opencontainers.image.version": "1.2"}
+    env:
+      description: Environment of the image configuration.
+      type: list
+      elements: str
+      sample: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+    docker_version:
+      description: The C(docker_version) field of the configuration, when present.
+      type: str
+      sample: "20.10.24"
+    author:
+      description: The C(author) field of the configuration, when present.
+      type: str
+      sample: ""
+    config_digest:
+      description: Digest of the configuration blob (the image ID).
+      type: str
+      sample: sha256:0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0
+    config_media_type:
+      description: Media type of the configuration blob.
+      type: str
+      sample: application/vnd.oci.image.config.v1+json
+    layers:
+      description: The layers, base first.
+      type: list
+      elements: dict
+      contains:
+        digest:
+          description: Digest of the layer blob.
+          type: str
+        size:
+          description: Size of the layer blob in bytes.
+          type: int
+        media_type:
+          description: Media type of the layer.
+          type: str
+        annotations:
+          description: Annotations of the layer descriptor.
+          type: dict
+      sample: [{"digest": "sha256:4f5e...", "size": 3370628, "media_type": "application/vnd.oci.image.layer.v1.tar+gzip", "annotations": null}]
+    size:
+      description: Bytes of the configuration and all layers (compressed, as stored).
+      type: int
+      sample: 3371212
+    platforms:
+      description: For a multi-arch image, every entry of the index; V(null) for a single image.
+      type: list
+      elements: dict
+      contains:
+        os:
+          description: Operating system.
+          type: str
+        architecture:
+          description: CPU architecture.
+          type: str
+        variant:
+          description: CPU variant.
+          type: str
+        os_version:
+          description: The C(os.version) of the platform (Windows images).
+          type: str
+        digest:
+          description: Digest of that platform's manifest.
+          type: str
+        size:
+          description: Size of that platform's manifest.
+          type: int
+        media_type:
+          description: Media type of that platform's manifest.
+          type: str
+        annotations:
+          description: Annotations of the index entry.
+          type: dict
+      sample: [{"os": "linux", "architecture": "arm64", "variant": "v8", "digest": "sha256:...", "size": 1042,
+                "media_type": "application/vnd.oci.image.manifest.v1+json", "os_version": null, "annotations": null}]
+    tags:
+      description: Tags of the repository with O(list_tags), sorted as the registry lists them; V(null) otherwise.
+      type: list
+      elements: str
+      sample: ["1.1", "1.2", "latest"]
+    manifest:
+      description: The parsed image manifest, with O(raw).
+      type: dict
+    config:
+      description: The parsed image configuration, with O(raw).
+      type: dict
+    index:
+      description: The parsed index of a multi-arch image, with O(raw).
+      type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.oci.images.plugins.module_utils._connection_args import (
+    connection_argument_spec,
+    connection_constraints,
+    connection_options,
+)
+from ansible_collections.oci.images.plugins.module_utils._deps import missing_libraries
+from ansible_collections.oci.images.plugins.module_utils._errors import NotFound, OCIError
+
+
+def main() -> None:
+    argument_spec = dict(
+        image=dict(type="str", required=True),
+        platform=dict(type="str"),
+        list_tags=dict(type="bool", default=False),
+        raw=dict(type="bool", default=False),
+    )
+    argument_spec.update(connection_argument_spec())
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **connection_constraints())
+
+    for library, error in missing_libraries():
+        module.fail_json(msg=missing_required_lib(library), exception=error)
+
+    # Imported after the dependency check so a missing library gives a clear message.
+    from ansible_collections.oci.images.plugins.module_utils._inspect import describe_image
+    from ansible_collections.oci.images.plugins.module_utils._media import parse_platform
+    from ansible_collections.oci.images.plugins.module_utils._reference import parse_reference
+    from ansible_collections.oci.images.plugins.module_utils._transports._open import open_source
+
+    params = module.params
+    try:
+        reference = parse_reference(params["image"])
+        platform = parse_platform(params["platform"]) if params["platform"] else None
+        with open_source(reference, connection_options(params)) as source:
+            try:
+                image = describe_image(source, platform=platform, list_tags=params["list_tags"], raw=params["raw"])
+            except NotFound as exc:
+                module.exit_json(changed=False, exists=False, image={}, msg=exc.msg)
+    except OCIError as exc:
+        module.fail_json(msg=exc.msg)
+    module.exit_json(changed=False, exists=True, image=image)
+
+
+if __name__ == "__main__":
+    main()

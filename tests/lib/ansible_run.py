@@ -1,0 +1,107 @@
+"""Run collection modules through Ansible itself (ad-hoc ``ansible`` and ``ansible-playbook``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field
+
+from collection_tree import ensure_collection_tree
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.path.dirname(sys.executable)
+_RESULT_RE = re.compile(r"^localhost \| (SUCCESS|CHANGED|FAILED!|UNREACHABLE!) => \{", re.M)
+
+
+@dataclass
+class ModuleRun:
+    """One module invocation: its parsed result and everything Ansible printed."""
+
+    status: str
+    result: dict
+    stdout: str
+    stderr: str
+    rc: int
+    args: dict = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return self.status in ("FAILED!", "UNREACHABLE!") or bool(self.result.get("failed"))
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.result.get("changed"))
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def ansible_env(extra: dict | None = None) -> dict:
+    """Environment that makes this checkout the oci.images collection Ansible loads."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "ANSIBLE_COLLECTIONS_PATH": ensure_collection_tree(REPO),
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_FORCE_COLOR": "0",
+            "ANSIBLE_HOST_KEY_CHECKING": "0",
+            "ANSIBLE_RETRY_FILES_ENABLED": "0",
+            "ANSIBLE_DEPRECATION_WARNINGS": "0",
+            "ANSIBLE_LOCALHOST_WARNING": "0",
+            "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
+            "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+            "PATH": BIN + os.pathsep + env.get("PATH", ""),
+        }
+    )
+    if extra:
+        env.update(extra)
+    return env
+
+
+def run_module(
+    module: str, args: dict, check: bool = False, diff: bool = False, verbosity: int = 0, env: dict | None = None, timeout: float = 300
+) -> ModuleRun:
+    """Run ``oci.images.<module>`` ad hoc on localhost and parse the result Ansible prints."""
+    name = module if "." in module else "oci.images." + module
+    cmd = [os.path.join(BIN, "ansible"), "localhost", "-i", "localhost,", "-c", "local", "-m", name, "-a", json.dumps(args)]
+    if check:
+        cmd.append("--check")
+    if diff:
+        cmd.append("--diff")
+    if verbosity:
+        cmd.append("-" + "v" * verbosity)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(env), timeout=timeout, stdin=subprocess.DEVNULL)
+    matches = list(_RESULT_RE.finditer(proc.stdout))
+    if not matches:
+        raise AssertionError("no module result in ansible output (rc=%d):\n%s\n%s" % (proc.returncode, proc.stdout, proc.stderr))
+    last = matches[-1]
+    body = proc.stdout[last.end() - 1 :]
+    result, _ = json.JSONDecoder().raw_decode(body)
+    return ModuleRun(last.group(1), result, proc.stdout, proc.stderr, proc.returncode, args)
+
+
+def run_playbook(
+    path: str,
+    extra_vars: dict | None = None,
+    check: bool = False,
+    diff: bool = False,
+    verbosity: int = 0,
+    env: dict | None = None,
+    inventory: str = "localhost,",
+    timeout: float = 600,
+) -> subprocess.CompletedProcess:
+    """Run a playbook with this checkout as the collection; returns the finished process."""
+    cmd = [os.path.join(BIN, "ansible-playbook"), "-i", inventory, "-c", "local", path]
+    if extra_vars:
+        cmd += ["-e", json.dumps(extra_vars)]
+    if check:
+        cmd.append("--check")
+    if diff:
+        cmd.append("--diff")
+    if verbosity:
+        cmd.append("-" + "v" * verbosity)
+    return subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(env), timeout=timeout, stdin=subprocess.DEVNULL)
