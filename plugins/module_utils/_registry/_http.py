@@ -1,0 +1,297 @@
+# Copyright (c) oci.images contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""HTTP transport for registries: pooling, timeouts, retries with backoff, TLS and scheme choice.
+
+One ``HttpSession`` talks to one registry host. It decides https or (only with
+``validate_certs: false``) plain http on the first request, finds per-host CA
+bundles and client certificates in certs.d directories like podman and Docker,
+and retries idempotent requests on connection errors, 5xx and 429.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import glob
+import os
+import random
+import tempfile
+import time
+import traceback
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+from .._errors import ConnectionFailure, TLSFailure
+from .._options import ConnectionOptions
+
+try:
+    import requests
+    from requests.adapters import HTTPAdapter
+
+    HAS_REQUESTS = True
+    REQUESTS_IMPORT_ERROR = None
+except ImportError:
+    HAS_REQUESTS = False
+    REQUESTS_IMPORT_ERROR = traceback.format_exc()
+
+COLLECTION_VERSION = "0.1.0"
+USER_AGENT = "oci.images/%s" % COLLECTION_VERSION
+
+# Enough connections for the copy engine's parallel blob transfers plus manifest requests.
+POOL_MAXSIZE = 10
+DEFAULT_BACKOFF_BASE = 0.5
+DEFAULT_BACKOFF_MAX = 10.0
+# A registry asking us to wait longer than this is treated as if it asked for this long.
+RETRY_AFTER_MAX = 60.0
+RETRY_STATUSES = frozenset((500, 502, 503, 504))
+IDEMPOTENT_METHODS = frozenset(("GET", "HEAD", "OPTIONS"))
+
+
+def certs_d_roots() -> list[str]:
+    """The certs.d directories searched for per-registry TLS material, most specific first."""
+    return [
+        os.path.join(os.path.expanduser("~"), ".config", "containers", "certs.d"),
+        "/etc/containers/certs.d",
+        "/etc/docker/certs.d",
+    ]
+
+
+def find_certs_d(host: str, roots: list[str] | None = None) -> tuple[list[str], tuple[str, str] | None]:
+    """CA files (``*.crt``) and the first client cert/key pair (``*.cert`` + ``*.key``) for ``host[:port]``.
+
+    Like containers/image, only the first certs.d directory that exists for the host is used.
+    """
+    for root in roots if roots is not None else certs_d_roots():
+        directory = os.path.join(root, host)
+        if not os.path.isdir(directory):
+            continue
+        cas = sorted(glob.glob(os.path.join(directory, "*.crt")))
+        pair = None
+        for cert in sorted(glob.glob(os.path.join(directory, "*.cert"))):
+            key = cert[: -len(".cert")] + ".key"
+            if os.path.isfile(key):
+                pair = (cert, key)
+                break
+        return cas, pair
+    return [], None
+
+
+def _default_ca_bundle() -> str | None:
+    try:
+        from requests.utils import DEFAULT_CA_BUNDLE_PATH
+
+        return DEFAULT_CA_BUNDLE_PATH
+    except ImportError:  # pragma: no cover - very old requests
+        return None
+
+
+def parse_retry_after(value: str | None, cap: float = RETRY_AFTER_MAX) -> float | None:
+    """Seconds to wait from a Retry-After header (delta seconds or an HTTP date), capped at ``cap``."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None:
+            return None
+        seconds = when.timestamp() - time.time()
+    return max(0.0, min(seconds, cap))
+
+
+def _is_tls_error(exc: BaseException) -> bool:
+    return isinstance(exc, requests.exceptions.SSLError)
+
+
+class HttpSession:
+    """A pooled, retrying requests.Session bound to one registry host (``host[:port]``)."""
+
+    def __init__(
+        self,
+        host: str,
+        options: ConnectionOptions,
+        backoff_base: float | None = None,
+        backoff_max: float = DEFAULT_BACKOFF_MAX,
+        retry_after_max: float = RETRY_AFTER_MAX,
+        certs_d_dirs: list[str] | None = None,
+    ):
+        if not HAS_REQUESTS:
+            raise ImportError("the Python library requests is required to talk to registries")
+        self.host = host
+        self.options = options
+        self.attempts = max(1, int(options.retries) + 1)
+        self.backoff_base = DEFAULT_BACKOFF_BASE if backoff_base is None else backoff_base
+        self.backoff_max = backoff_max
+        self.retry_after_max = retry_after_max
+        self._certs_d_dirs = certs_d_dirs
+        self.scheme: str | None = None
+        self._tls_cache: dict[str, tuple[Any, Any]] = {}
+        self._bundles: list[str] = []
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = USER_AGENT
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=POOL_MAXSIZE, max_retries=0)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+        if not options.validate_certs:
+            # The user asked for no verification; the per-request warning would only be noise.
+            try:
+                import urllib3
+                from urllib3.exceptions import InsecureRequestWarning
+
+                urllib3.disable_warnings(InsecureRequestWarning)
+            except ImportError:  # pragma: no cover
+                pass
+
+    # --- URLs -----------------------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        return "%s://%s" % (self.scheme or "https", self.host)
+
+    def url(self, path_or_url: str) -> str:
+        """Absolute URL for a path on this registry (absolute URLs pass through, relative ones are joined)."""
+        if "://" in path_or_url:
+            return path_or_url
+        return urljoin(self.base_url + "/", path_or_url)
+
+    def is_own_url(self, url: str) -> bool:
+        """True when ``url`` points at this registry (credentials may be sent there)."""
+        return urlsplit(url).netloc == self.host
+
+    # --- TLS ------------------------------------------------------------------------------------
+    def _tls_for(self, netloc: str) -> tuple[Any, Any]:
+        """(verify, cert) for requests, from the options and the host's certs.d directory."""
+        if netloc in self._tls_cache:
+            return self._tls_cache[netloc]
+        cas, pair = find_certs_d(netloc, self._certs_d_dirs)
+        own = netloc == self.host
+        # ca_cert is trusted for every host this registry sends us to (its token realm, its blob storage);
+        # a client certificate is only ever shown to the registry itself or to a host whose certs.d names one.
+        if own and self.options.client_cert:
+            cert: Any = (self.options.client_cert, self.options.client_key) if self.options.client_key else self.options.client_cert
+        else:
+            cert = pair
+        if not self.options.validate_certs:
+            verify: Any = False
+        else:
+            extra = ([self.options.ca_cert] if self.options.ca_cert else []) + cas
+            verify = self._bundle(extra) if extra else True
+        self._tls_cache[netloc] = (verify, cert)
+        return verify, cert
+
+    def _bundle(self, ca_files: list[str]) -> str:
+        # CAs from certs.d and ca_cert are added to the system roots (as containers/image does), which
+        # requests can only take as one file.
+        parts = []
+        default = _default_ca_bundle()
+        for path in ([default] if default and os.path.isfile(default) else []) + ca_files:
+            with open(path, "rb") as f:
+                parts.append(f.read().rstrip(b"\n") + b"\n")
+        fd, path = tempfile.mkstemp(prefix="oci-images-ca-", suffix=".pem")
+        with os.fdopen(fd, "wb") as f:
+            f.write(b"".join(parts))
+        self._bundles.append(path)
+        return path
+
+    # --- requests -------------------------------------------------------------------------------
+    def _sleep_before_retry(self, attempt: int, response: Any = None) -> None:
+        delay = None
+        if response is not None and response.status_code == 429:
+            delay = parse_retry_after(response.headers.get("Retry-After"), self.retry_after_max)
+        if delay is None:
+            delay = min(self.backoff_max, self.backoff_base * (2**attempt))
+            delay = delay / 2 + random.uniform(0, delay / 2)
+        time.sleep(delay)
+
+    def _send_once(self, method: str, url: str, **kwargs: Any):
+        verify, cert = self._tls_for(urlsplit(url).netloc)
+        return self.session.request(method, url, verify=verify, cert=cert, timeout=(self.options.timeout, self.options.timeout), **kwargs)
+
+    def _send_choosing_scheme(self, method: str, path_or_url: str, **kwargs: Any):
+        """Send once; on the first contact pick https, or http when TLS fails and verification is off."""
+        url = self.url(path_or_url)
+        if self.scheme is not None or not self.is_own_url(url):
+            return self._send_once(method, url, **kwargs)
+        try:
+            response = self._send_once(method, url, **kwargs)
+        except requests.exceptions.SSLError:
+            if self.options.validate_certs:
+                raise
+            self.scheme = "http"
+            return self._send_once(method, self.url(path_or_url), **kwargs)
+        self.scheme = "https"
+        return response
+
+    def request(self, method: str, path_or_url: str, idempotent: bool | None = None, **kwargs: Any):
+        """Send a request, retrying idempotent ones; returns the final response (any status).
+
+        Raises TLSFailure on a TLS error and ConnectionFailure when the host stays unreachable.
+        """
+        method = method.upper()
+        if idempotent is None:
+            idempotent = method in IDEMPOTENT_METHODS
+        attempts = self.attempts if idempotent else 1
+        last_error: BaseException | None = None
+        for attempt in range(attempts):
+            try:
+                response = self._send_choosing_scheme(method, path_or_url, **kwargs)
+            except requests.exceptions.SSLError as exc:
+                raise TLSFailure(self._tls_message(path_or_url, exc), self.host) from None
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+                last_error = exc
+                if attempt + 1 < attempts:
+                    self._sleep_before_retry(attempt)
+                    continue
+                break
+            if (response.status_code in RETRY_STATUSES or response.status_code == 429) and attempt + 1 < attempts:
+                response.close()
+                self._sleep_before_retry(attempt, response)
+                continue
+            return response
+        raise ConnectionFailure(
+            "could not reach registry %s (%s %s) after %d attempt%s: %s"
+            % (self.host, method, self.url(path_or_url).split("?")[0], attempts, "" if attempts == 1 else "s", _describe(last_error)),
+            self.host,
+        )
+
+    def _tls_message(self, path_or_url: str, exc: BaseException) -> str:
+        netloc = urlsplit(self.url(path_or_url)).netloc
+        return (
+            "TLS connection to registry %s failed (%s): if it uses a private CA set ca_cert (or put the CA in "
+            "certs.d/%s), or set validate_certs: false for a registry without valid TLS" % (netloc, _describe(exc), netloc)
+        )
+
+    def close(self) -> None:
+        self.session.close()
+        for path in self._bundles:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        self._bundles = []
+        self._tls_cache = {}
+
+
+def _describe(exc: BaseException | None) -> str:
+    """The innermost reason of a requests/urllib3 error, without URLs' query strings or headers."""
+    if exc is None:
+        return "no response"
+    reason: BaseException = exc
+    seen = 0
+    while seen < 5:
+        seen += 1
+        inner = getattr(reason, "reason", None)
+        if isinstance(inner, BaseException):
+            reason = inner
+            continue
+        if reason.args and isinstance(reason.args[0], BaseException):
+            reason = reason.args[0]
+            continue
+        break
+    text = str(reason)
+    # urllib3 wraps the socket error in "<connection object>: Failed to establish ...": keep the useful tail.
+    if "Failed to establish a new connection:" in text:
+        text = text.split("Failed to establish a new connection:", 1)[1].strip()
+    return text or type(reason).__name__

@@ -1,0 +1,51 @@
+# Copyright (c) oci.images contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""docker:// — images in a registry, read through the shared RegistryClient."""
+
+from __future__ import annotations
+
+from typing import BinaryIO
+
+from .._options import ConnectionOptions
+from .._reference import ImageReference
+from .._registry._client import RegistryClient
+from ._base import ImageSource
+
+
+class RegistrySource(ImageSource):
+    """An image (or index) in a registry repository, named by tag or digest."""
+
+    can_list_tags = True
+
+    def __init__(self, reference: ImageReference, options: ConnectionOptions | None = None, client: RegistryClient | None = None):
+        super().__init__(reference)
+        self.options = options or ConnectionOptions()
+        self.client = client or RegistryClient(reference.registry or "docker.io", self.options)
+        self._owns_client = client is None
+        self.repository = reference.repository or ""
+        # Digests the registry reported for manifests we fetched, keyed by the raw bytes' identity.
+        self._registry_digests: dict[bytes, str] = {}
+
+    def get_manifest(self, digest: str | None = None) -> tuple[bytes, str]:
+        """The manifest the reference names (``digest`` None), or a child manifest by digest."""
+        ref = digest or self.reference.manifest_reference
+        raw, media_type, registry_digest = self.client.get_manifest(self.repository, ref)
+        self._registry_digests[raw] = registry_digest
+        return raw, media_type
+
+    def manifest_digest(self, raw: bytes) -> str:
+        """The registry's digest for a manifest we fetched (differs from sha256(raw) for signed v2s1)."""
+        return self._registry_digests.get(raw) or super().manifest_digest(raw)
+
+    def open_blob(self, digest: str, size: int | None = None) -> BinaryIO:
+        return self.client.get_blob(self.repository, digest, size)  # type: ignore[return-value]
+
+    def has_blob(self, digest: str) -> bool:
+        return self.client.head_blob(self.repository, digest) is not None
+
+    def list_tags(self) -> list[str]:
+        return self.client.list_tags(self.repository)
+
+    def close(self) -> None:
+        if self._owns_client:
+            self.client.close()
