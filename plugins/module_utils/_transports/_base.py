@@ -81,3 +81,63 @@ class ImageSource:
 def verified_stream(stream: BinaryIO, digest: str, size: int | None, context: str) -> VerifyingReader:
     """Wrap a raw stream so it is hashed and checked as it is read."""
     return VerifyingReader(stream, digest, size, context)
+
+
+class ImageDestination:
+    """Write side of a transport. The copy engine drives it in this order, and only this order:
+
+    1. ``current_digest()`` — what the reference names now (None when absent); decides idempotency.
+    2. per blob: ``has_blob()``; else ``mount_blob()`` (registries); else ``put_blob()``.
+    3. ``put_manifest(top=False)`` for each child of an index, then ``put_manifest(top=True)`` once.
+    4. ``commit()`` — local destinations move their temporary tree into place here.
+    On any failure the engine calls ``abort()``, which must leave the destination as it was.
+    """
+
+    #: False for destinations that can store only one image (docker-archive, engines).
+    can_hold_index = True
+    #: True when layers must be stored uncompressed, named by their diff ID (docker-archive, docker-daemon).
+    wants_uncompressed_layers = False
+    #: True when ``mount_blob`` can reuse a blob from another repository of the same registry.
+    can_mount = False
+    #: How up-to-date is judged: "manifest" (digest of the top manifest) or "config" (image ID).
+    identity = "manifest"
+
+    def __init__(self, reference: ImageReference):
+        self.reference = reference
+
+    def current_digest(self) -> str | None:
+        """Digest the reference names now (manifest digest, or config digest when identity is "config")."""
+        raise NotImplementedError
+
+    def has_blob(self, digest: str, size: int | None = None) -> bool:
+        raise NotImplementedError
+
+    def mount_blob(self, digest: str, source: ImageSource) -> bool:
+        """Reuse the blob from ``source`` without moving bytes; False when not possible."""
+        return False
+
+    def put_blob(self, stream: BinaryIO, digest: str, size: int | None, media_type: str | None = None) -> None:
+        """Store a blob from a verifying stream; nothing is visible under the digest unless it verified."""
+        raise NotImplementedError
+
+    def put_manifest(self, raw: bytes, media_type: str, digest: str, top: bool) -> None:
+        """Store a manifest; ``top`` is the one the reference (tag/ref) names."""
+        raise NotImplementedError
+
+    def commit(self) -> None:
+        """Make the written image visible under the reference."""
+
+    def abort(self) -> None:
+        """Undo everything not yet committed."""
+
+    def close(self) -> None:
+        """Release connections, temp files and locks."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            self.abort()
+        self.close()
+        return False
