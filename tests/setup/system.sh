@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests use as real peers (registry, skopeo as oracle, podman,
+# docker engine, htpasswd, openssl) and shellcheck for ansible-test's shellcheck sanity test.
+# Idempotent: apt-get runs only when a package is missing, so repeat runs cost a dpkg query.
+set -euo pipefail
+
+packages=(docker-registry skopeo podman docker.io apache2-utils openssl shellcheck)
+
+missing=()
+for package in "${packages[@]}"; do
+    status=$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)
+    if [[ "$status" != "install ok installed" ]]; then
+        missing+=("$package")
+    fi
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+    echo "system packages: all present"
+    exit 0
+fi
+
+if [[ $(id -u) -ne 0 ]]; then
+    echo "system packages missing: ${missing[*]}; run as root or install them: apt-get install -y ${missing[*]}" >&2
+    exit 1
+fi
+
+echo "system packages: installing ${missing[*]}"
+# The same install the peers were tried with (recommends included: podman and docker.io use them).
+export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1
+apt-get update -qq
+apt-get install -y -qq "${missing[@]}" >/dev/null
