@@ -94,10 +94,10 @@ _DESCRIPTOR_SCHEMA = {
 }
 
 
-def _image_schema(media_type: str, require_media_type: bool) -> dict:
+def _image_schema(media_type: str) -> dict:
     return {
         "type": "object",
-        "required": ["schemaVersion", "config", "layers"] + (["mediaType"] if require_media_type else []),
+        "required": ["schemaVersion", "config", "layers"],
         "properties": {
             "schemaVersion": {"const": 2},
             "mediaType": {"const": media_type},
@@ -110,10 +110,10 @@ def _image_schema(media_type: str, require_media_type: bool) -> dict:
     }
 
 
-def _index_schema(media_type: str, require_media_type: bool) -> dict:
+def _index_schema(media_type: str) -> dict:
     return {
         "type": "object",
-        "required": ["schemaVersion", "manifests"] + (["mediaType"] if require_media_type else []),
+        "required": ["schemaVersion", "manifests"],
         "properties": {
             "schemaVersion": {"const": 2},
             "mediaType": {"const": media_type},
@@ -146,10 +146,11 @@ _V2S1_SCHEMA = {
 }
 
 _SCHEMAS = {
-    OCI_MANIFEST: _image_schema(OCI_MANIFEST, False),
-    OCI_INDEX: _index_schema(OCI_INDEX, False),
-    DOCKER_MANIFEST: _image_schema(DOCKER_MANIFEST, True),
-    DOCKER_LIST: _index_schema(DOCKER_LIST, True),
+    OCI_MANIFEST: _image_schema(OCI_MANIFEST),
+    OCI_INDEX: _index_schema(OCI_INDEX),
+    # Docker's spec requires mediaType, but like containers/image we read documents that omit it.
+    DOCKER_MANIFEST: _image_schema(DOCKER_MANIFEST),
+    DOCKER_LIST: _index_schema(DOCKER_LIST),
     DOCKER_V2S1: _V2S1_SCHEMA,
     DOCKER_V2S1_SIGNED: _V2S1_SCHEMA,
 }
