@@ -213,6 +213,6 @@ def start_token_server(
     httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
     server.realm = "https://127.0.0.1:%d/token" % httpd.server_address[1]
     server._server = httpd
-    server._thread = threading.Thread(target=httpd.serve_forever, name="token-server", daemon=True)
+    server._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="token-server", daemon=True)
     server._thread.start()
     return server

@@ -189,7 +189,7 @@ def start_fake_server(handler) -> FakeServer:
     httpd.daemon_threads = True
     server._httpd = httpd
     server.host = "127.0.0.1:%d" % httpd.server_address[1]
-    server._thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    server._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     server._thread.start()
     return server
 
