@@ -102,10 +102,6 @@ def parse_retry_after(value: str | None, cap: float = RETRY_AFTER_MAX) -> float 
     return max(0.0, min(seconds, cap))
 
 
-def _is_tls_error(exc: BaseException) -> bool:
-    return isinstance(exc, requests.exceptions.SSLError)
-
-
 class HttpSession:
     """A pooled, retrying requests.Session bound to one registry host (``host[:port]``)."""
 

@@ -14,10 +14,12 @@ import time
 import pytest
 from conftest import make_client
 
-from ansible_collections.oci.images.plugins.module_utils._errors import ConnectionFailure, RegistryError, TLSFailure
+from ansible_collections.oci.images.plugins.module_utils._errors import ConnectionFailure, DigestMismatch, RegistryError, TLSFailure
 from ansible_collections.oci.images.plugins.module_utils._options import ConnectionOptions
+from ansible_collections.oci.images.plugins.module_utils._reference import parse_reference
 from ansible_collections.oci.images.plugins.module_utils._registry._client import RegistryClient
 from ansible_collections.oci.images.plugins.module_utils._registry._http import USER_AGENT, find_certs_d, parse_retry_after
+from ansible_collections.oci.images.plugins.module_utils._transports._docker import RegistrySource
 
 # --- TLS -----------------------------------------------------------------------------------------
 
@@ -181,3 +183,31 @@ def test_tag_list_follows_relative_and_absolute_link_headers(fake_server):
     with _client_for(server) as client:
         assert client.list_tags("app", page_size=2) == ["a", "b", "c", "d", "e"]
         assert client.list_tags("empty", page_size=2) == []
+
+
+# --- manifests the real registry will not serve ----------------------------------------------------
+
+V1_SIGNED = "application/vnd.docker.distribution.manifest.v1+prettyjws"
+
+
+def test_signed_v2s1_manifest_trusts_registry_digest(fake_server):
+    raw = b'{"schemaVersion": 1, "name": "app", "tag": "1", "fsLayers": [], "history": [], "signatures": [{"signature": "x"}]}'
+    payload_digest = "sha256:" + hashlib.sha256(b"payload without signatures").hexdigest()
+    server = fake_server(lambda req: (200, {"Content-Type": V1_SIGNED, "Docker-Content-Digest": payload_digest}, raw))
+    ref = parse_reference("docker://%s/app:1" % server.host)
+    with RegistrySource(ref, ConnectionOptions(validate_certs=False, retries=0)) as source:
+        got, media_type = source.get_manifest()
+        assert (got, media_type) == (raw, V1_SIGNED)
+        assert source.manifest_digest(got) == payload_digest
+    assert "application/vnd.docker.distribution.manifest.v1+prettyjws" in server.requests[0].headers["Accept"]
+
+
+def test_manifest_not_matching_registry_digest_is_refused(fake_server):
+    raw = b'{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "layers": []}'
+    wrong = "sha256:" + hashlib.sha256(b"something else").hexdigest()
+    server = fake_server(lambda req: (200, {"Content-Type": "application/vnd.oci.image.manifest.v1+json", "Docker-Content-Digest": wrong}, raw))
+    with _client_for(server, retries=0) as client:
+        with pytest.raises(DigestMismatch):
+            client.get_manifest("app", "1")
+        with pytest.raises(DigestMismatch):
+            client.get_manifest("app", wrong)
