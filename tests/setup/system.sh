@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests use as real peers (registry, skopeo as oracle, podman,
-# docker engine, htpasswd, openssl) and shellcheck for ansible-test's shellcheck sanity test.
+# docker engine, htpasswd, openssl), shellcheck for ansible-test's shellcheck sanity test, and
+# python3-venv for machines whose only Python 3.11 is Debian's.
 # Idempotent: apt-get runs only when a package is missing, so repeat runs cost a dpkg query.
 set -euo pipefail
 
-packages=(docker-registry skopeo podman docker.io apache2-utils openssl shellcheck)
+packages=(docker-registry skopeo podman docker.io apache2-utils openssl shellcheck python3-venv make git)
 
 missing=()
 for package in "${packages[@]}"; do

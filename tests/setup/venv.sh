@@ -5,8 +5,13 @@
 # pyenv's real interpreter, then as pythonX.Y on PATH, and finally python3 is taken if its version
 # is in the list. A stamp file holds the hash of the requirements file and the interpreter, so a
 # run with nothing changed costs no pip call. An existing venv on an allowed Python is updated in
-# place, never removed (others may be using it).
+# place, never removed (others may be using it). With no arguments: the main test venv, .venv.
 set -euo pipefail
+
+if [[ $# -eq 0 ]]; then
+    repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+    set -- "$repo/.venv" "$repo/tests/requirements.txt" 3.11 3.12 3.13
+fi
 
 venv=${1:?usage: venv.sh VENV_DIR REQUIREMENTS_FILE X.Y [X.Y...]}
 requirements=${2:?usage: venv.sh VENV_DIR REQUIREMENTS_FILE X.Y [X.Y...]}

@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# Runs test stages in order and prints how long each took:
+#   tests/setup/run.sh STAGE [STAGE...]
+# Setup stages (system, venvs) stop the run when they fail; check stages (lint, changelog,
+# sanity-*, units) all run and the run fails at the end if any of them failed, so one CI run
+# reports every problem. Every process started by this run carries OCI_IMAGES_TEST_RUN in its
+# environment; on exit, servers still carrying it (a fixture that failed to stop them) are killed,
+# and nothing else is.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$repo"
+
+VENV=.venv
+NEWEST_VENV=.venv-core-newest
+SERVER_NAMES=(docker-registry dockerd containerd containerd-shim podman conmon)
+
+OCI_IMAGES_TEST_RUN="$$-$(date +%s%N)"
+export OCI_IMAGES_TEST_RUN
+
+stop_stray_servers() {
+    local environ pid name found=()
+    for environ in /proc/[0-9]*/environ; do
+        pid=${environ#/proc/}
+        pid=${pid%/environ}
+        [[ "$pid" == "$$" ]] && continue
+        # Reading another process's environment can fail (gone, or not ours): skip it.
+        tr '\0' '\n' 2>/dev/null <"$environ" | grep -qxF "OCI_IMAGES_TEST_RUN=$OCI_IMAGES_TEST_RUN" || continue
+        name=$(cat "/proc/$pid/comm" 2>/dev/null || true)
+        for server in "${SERVER_NAMES[@]}"; do
+            if [[ "$name" == "$server" ]]; then
+                found+=("$pid:$name")
+                kill "$pid" 2>/dev/null || true
+            fi
+        done
+    done
+    if [[ ${#found[@]} -gt 0 ]]; then
+        echo "WARNING: stopped servers this run left running (a fixture did not stop them): ${found[*]}" >&2
+        sleep 2
+        for entry in "${found[@]}"; do
+            kill -KILL "${entry%%:*}" 2>/dev/null || true
+        done
+    fi
+}
+
+stage_names=()
+stage_results=()
+print_summary() {
+    local i
+    [[ ${#stage_names[@]} -eq 0 ]] && return 0
+    echo
+    echo "== summary"
+    for i in "${!stage_names[@]}"; do
+        printf '  %-16s %s\n' "${stage_names[$i]}" "${stage_results[$i]}"
+    done
+}
+
+on_exit() {
+    local status=$?
+    stop_stray_servers
+    print_summary
+    exit "$status"
+}
+trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+existing_dirs() {
+    local dir
+    for dir in "$@"; do
+        [[ -d "$dir" ]] && printf '%s\n' "$dir"
+    done
+    return 0
+}
+
+stage_system() { tests/setup/system.sh; }
+
+stage_venvs() {
+    tests/setup/venv.sh "$VENV" tests/requirements.txt 3.11 3.12 3.13
+    tests/setup/venv.sh "$NEWEST_VENV" tests/requirements-core-newest.txt 3.13 3.12
+}
+
+stage_lint() {
+    local targets
+    mapfile -t targets < <(existing_dirs plugins tests demo)
+    "$VENV/bin/ruff" check "${targets[@]}"
+    "$VENV/bin/ruff" format --check "${targets[@]}"
+}
+
+stage_changelog-lint() { "$VENV/bin/antsibull-changelog" lint; }
+
+stage_sanity-2.18() { tests/setup/sanity.sh "$VENV"; }
+
+stage_sanity-newest() { tests/setup/sanity.sh "$NEWEST_VENV"; }
+
+stage_units() {
+    local targets
+    # One pytest run over every test directory: unit tests always exist, so "no tests collected"
+    # (exit 5) can only mean something is broken and fails the stage like any other error.
+    mapfile -t targets < <(existing_dirs tests/unit tests/functional)
+    # shellcheck disable=SC2086  # PYTEST_ARGS is a list of words by design
+    "$VENV/bin/python" -m pytest "${targets[@]}" ${PYTEST_ARGS:-}
+}
+
+stage_docs() {
+    local root module modules=()
+    root=$("$VENV/bin/python" -c 'import sys; sys.path.insert(0, "tests/lib"); from collection_tree import ensure_collection_tree; print(ensure_collection_tree("."))')
+    for module in plugins/modules/*.py; do
+        [[ -e "$module" ]] && modules+=("oci.images.$(basename "$module" .py)")
+    done
+    if [[ ${#modules[@]} -eq 0 ]]; then
+        echo "no modules in plugins/modules"
+        return 0
+    fi
+    ANSIBLE_COLLECTIONS_PATH="$root" "$VENV/bin/ansible-doc" -t module "${modules[@]}"
+}
+
+stage_changelog-release() {
+    # antsibull-changelog asks ansible-doc (found on PATH) for the new plugins of the release.
+    # shellcheck disable=SC2086  # CHANGELOG_ARGS is a list of words by design
+    PATH="$repo/$VENV/bin:$PATH" "$VENV/bin/antsibull-changelog" release ${CHANGELOG_ARGS:-}
+}
+
+stage_bench() {
+    if [[ ! -f tests/bench/run.py ]]; then
+        echo "no benchmarks (tests/bench/run.py does not exist)"
+        return 0
+    fi
+    # shellcheck disable=SC2086  # BENCH_ARGS is a list of words by design
+    "$VENV/bin/python" tests/bench/run.py ${BENCH_ARGS:-}
+}
+
+stage_demo() { bash demo/run.sh; }
+
+is_setup_stage() { [[ "$1" == system || "$1" == venvs ]]; }
+
+if [[ $# -eq 0 ]]; then
+    echo "usage: run.sh STAGE [STAGE...]; stages: system venvs lint changelog-lint sanity-2.18 sanity-newest units docs changelog-release bench demo" >&2
+    exit 2
+fi
+
+failed=()
+for stage in "$@"; do
+    if ! declare -F "stage_$stage" >/dev/null; then
+        echo "unknown stage: $stage" >&2
+        exit 2
+    fi
+done
+for stage in "$@"; do
+    echo
+    echo "== $stage"
+    start=$SECONDS
+    # A subshell outside any `if`, so `set -e` still stops a stage at its first failing command.
+    set +e
+    ("stage_$stage")
+    status=$?
+    set -e
+    if [[ $status -eq 0 ]]; then
+        result="ok"
+    else
+        result="FAILED"
+        failed+=("$stage")
+    fi
+    stage_names+=("$stage")
+    stage_results+=("$(printf '%-6s %4ds' "$result" $((SECONDS - start)))")
+    if [[ "$result" == FAILED ]] && is_setup_stage "$stage"; then
+        echo "setup stage $stage failed; not running the rest" >&2
+        exit 1
+    fi
+done
+
+if [[ ${#failed[@]} -gt 0 ]]; then
+    echo "failed: ${failed[*]}" >&2
+    exit 1
+fi
