@@ -7,7 +7,7 @@ from __future__ import annotations
 from .._errors import Unsupported
 from .._options import ConnectionOptions
 from .._reference import ImageReference
-from ._base import ImageSource
+from ._base import ImageDestination, ImageSource
 
 
 def open_source(reference: ImageReference, options: ConnectionOptions | None = None) -> ImageSource:
@@ -36,6 +36,37 @@ def open_source(reference: ImageReference, options: ConnectionOptions | None = N
         return DockerArchiveSource(reference)
     raise Unsupported(
         "%s: the %s transport is not available yet in this version of oci.images; "
+        "use docker://, dir:, oci:, oci-archive: or docker-archive:" % (reference, transport),
+        str(reference),
+    )
+
+
+def open_destination(reference: ImageReference, options: ConnectionOptions | None = None) -> ImageDestination:
+    """An ImageDestination for ``reference``. Opening it writes nothing; the caller closes it."""
+    options = options or ConnectionOptions()
+    transport = reference.transport
+    if transport == "docker":
+        from ._docker import RegistryDestination
+
+        return RegistryDestination(reference, options)
+    if transport == "dir":
+        from ._directory import DirectoryDestination
+
+        return DirectoryDestination(reference)
+    if transport == "oci":
+        from ._oci_layout import OCILayoutDestination
+
+        return OCILayoutDestination(reference)
+    if transport == "oci-archive":
+        from ._archive import OCIArchiveDestination
+
+        return OCIArchiveDestination(reference)
+    if transport == "docker-archive":
+        from ._archive import DockerArchiveDestination
+
+        return DockerArchiveDestination(reference)
+    raise Unsupported(
+        "%s: writing to the %s transport is not available yet in this version of oci.images; "
         "use docker://, dir:, oci:, oci-archive: or docker-archive:" % (reference, transport),
         str(reference),
     )
