@@ -223,7 +223,8 @@ def build_image(
 ) -> dict:
     """Write one image into the OCI layout ``layout_dir`` under ``ref``; return its digests and sizes.
 
-    ``media`` is ``oci`` or ``docker`` (Docker v2s2 media types inside the OCI layout).
+    ``media`` is ``oci`` or ``docker`` (Docker v2s2 media types inside the OCI layout; skopeo 1.9's
+    ``oci:`` reader refuses those, so push them with the collection or convert with ``--format v2s2``).
     """
     image = _write_image_blobs(layout_dir, str(seed), layer_sizes, labels, env, created, architecture, os, variant, media, annotations)
     add_to_index(layout_dir, {"mediaType": image["manifest_media_type"], "digest": image["manifest_digest"], "size": image["manifest_size"]}, ref)
