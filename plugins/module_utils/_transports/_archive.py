@@ -24,6 +24,7 @@ import tempfile
 from typing import BinaryIO
 
 from .. import _media
+from .._convert import go_json
 from .._digest import sha256_digest
 from .._errors import InvalidManifest, InvalidReference, LocalFormatError, NotFound, Unsupported
 from .._reference import ImageReference, parse_docker_name, validate_digest
@@ -259,14 +260,6 @@ class OCIArchiveSource(OCILayoutSource):
 
 
 # --- docker-archive ---------------------------------------------------------------------------
-
-
-def go_json(doc) -> bytes:
-    """JSON bytes the way Go's encoding/json.Marshal writes them (compact, key order kept, HTML-safe escapes)."""
-    text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
-    for char, escaped in (("&", "\\u0026"), ("<", "\\u003c"), (">", "\\u003e"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
-        text = text.replace(char, escaped)
-    return text.encode("utf-8")
 
 
 class DockerArchiveSource(ImageSource):
