@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import BinaryIO
 
+from .._errors import DigestMismatch, OCIError
 from .._options import ConnectionOptions
 from .._reference import ImageReference
 from .._registry._client import RegistryClient
-from ._base import ImageSource
+from ._base import ImageDestination, ImageSource
 
 
 class RegistrySource(ImageSource):
@@ -45,6 +46,53 @@ class RegistrySource(ImageSource):
 
     def list_tags(self) -> list[str]:
         return self.client.list_tags(self.repository)
+
+    def close(self) -> None:
+        if self._owns_client:
+            self.client.close()
+
+
+class RegistryDestination(ImageDestination):
+    """A tag (or digest) in a registry repository. Writes blobs, then manifests; a tag moves last."""
+
+    can_hold_index = True
+    can_mount = True
+
+    def __init__(self, reference: ImageReference, options: ConnectionOptions | None = None, client: RegistryClient | None = None):
+        super().__init__(reference)
+        self.options = options or ConnectionOptions()
+        self.client = client or RegistryClient(reference.registry or "docker.io", self.options)
+        self._owns_client = client is None
+        self.repository = reference.repository or ""
+
+    def current_digest(self) -> str | None:
+        head = self.client.head_manifest(self.repository, self.reference.manifest_reference)
+        return head.digest if head else None
+
+    def has_blob(self, digest: str, size: int | None = None) -> bool:
+        # Existence is per repository in distribution: a blob elsewhere on the registry is mounted, not assumed.
+        return self.client.head_blob(self.repository, digest) is not None
+
+    def mount_blob(self, digest: str, source: ImageSource) -> bool:
+        origin = source.reference
+        if origin.transport != self.reference.transport or origin.registry != self.reference.registry or origin.repository == self.repository:
+            return False
+        return self.client.mount_blob(self.repository, digest, origin.repository or "")
+
+    def put_blob(self, stream: BinaryIO, digest: str, size: int | None, media_type: str | None = None) -> None:
+        if size is None:
+            raise OCIError("%s: blob %s has no known size; a registry upload needs one" % (self.reference, digest), str(self.reference))
+        self.client.upload_blob(self.repository, digest, stream, size)
+
+    def put_manifest(self, raw: bytes, media_type: str, digest: str, top: bool) -> None:
+        if top and self.reference.digest and self.reference.digest != digest:
+            raise DigestMismatch(
+                "%s: the image to write has digest %s, not the one the destination names; drop the digest from dest or copy with preserve_digests"
+                % (self.reference, digest),
+                str(self.reference),
+            )
+        ref = (self.reference.tag_or_default or digest) if top and not self.reference.digest else digest
+        self.client.put_manifest(self.repository, ref, raw, media_type)
 
     def close(self) -> None:
         if self._owns_client:

@@ -1,0 +1,312 @@
+# Copyright (c) oci.images contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The copy engine: plan (what would change) -> blobs -> manifests (children before index) -> commit.
+
+``plan_copy`` is the one function that decides whether the destination is up to date; check
+mode, diff and the real run all use its answer. The engine never asks which transport it
+holds: what differs is expressed by attributes of the destination (can_hold_index,
+wants_uncompressed_layers, can_mount, identity).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+from . import _media
+from ._compression import GunzipReader
+from ._convert import convert_manifest, go_json, rewrite_index, uncompressed_manifest
+from ._digest import VerifyingReader, sha256_digest
+from ._errors import ConnectionFailure, OCIError, Unsupported
+from ._options import ConnectionOptions
+from ._reference import ImageReference
+from ._transports._base import ImageDestination, ImageSource
+from ._transports._open import open_destination, open_source
+
+MULTI_ARCH_CHOICES = ("all", "system", "index_only")
+FORMAT_CHOICES = ("oci", "v2s2")
+_GZIP_LAYER_TYPES = (_media.OCI_LAYER_GZIP, _media.DOCKER_LAYER_GZIP, _media.DOCKER_LAYER_FOREIGN_GZIP, _media.OCI_LAYER_NONDISTRIBUTABLE_GZIP)
+_UNCOMPRESSED_LAYER_TYPES = (_media.OCI_LAYER_TAR, _media.OCI_LAYER_NONDISTRIBUTABLE_TAR, "application/vnd.docker.image.rootfs.diff.tar")
+
+
+@dataclass
+class CopyOptions:
+    """What to copy and how; the same for every image of a task."""
+
+    multi_arch: str | None = None  # None: "all" where the destination can hold an index, else "system"
+    platforms: list[dict] | None = None
+    format: str | None = None
+    preserve_digests: bool = False
+    force: bool = False
+    parallel: int = 6
+    retries: int = 3
+
+
+@dataclass
+class BlobTransfer:
+    """One blob to make present at the destination."""
+
+    digest: str  # as the source stores it
+    size: int | None
+    media_type: str | None
+    dest_digest: str  # as the destination stores it (the diff ID when stored uncompressed)
+    dest_size: int | None
+    decompress: bool = False
+
+
+@dataclass
+class ManifestWrite:
+    raw: bytes
+    media_type: str
+    digest: str
+    top: bool
+
+
+@dataclass
+class CopyPlan:
+    """Everything a copy would do, decided before anything is written."""
+
+    src: str
+    dest: str
+    src_digest: str
+    dest_digest_before: str | None
+    dest_digest_after: str
+    changed: bool
+    manifests: list[ManifestWrite] = field(default_factory=list)
+    blobs: list[BlobTransfer] = field(default_factory=list)
+
+
+def _effective_multi_arch(dest: ImageDestination, options: CopyOptions) -> str:
+    mode = options.multi_arch or ("all" if dest.can_hold_index else "system")
+    if not dest.can_hold_index:
+        if mode == "all" and options.multi_arch == "all":
+            raise Unsupported("%s cannot hold a multi-arch index: use multi_arch: system, or platforms with one entry" % dest.reference, str(dest.reference))
+        if mode == "index_only":
+            raise Unsupported("%s cannot hold an index: multi_arch: index_only is not possible there" % dest.reference, str(dest.reference))
+        if options.platforms and len(options.platforms) > 1:
+            raise Unsupported("%s holds one image: give platforms with one entry" % dest.reference, str(dest.reference))
+        return "system"
+    if options.platforms and mode == "all":
+        return "subset"
+    return mode
+
+
+def _plan_image(
+    source: ImageSource, dest: ImageDestination, raw: bytes, media_type: str | None, options: CopyOptions, context: str
+) -> tuple[ManifestWrite, list[BlobTransfer], str]:
+    """Plan one image manifest: the bytes to write, the blobs it needs, and its config digest."""
+    doc, media_type = _media.parse_manifest(raw, media_type, context)
+    if _media.is_index(media_type):
+        raise Unsupported("%s: an index nested in an index is not supported" % context, context)
+    if media_type in (_media.DOCKER_V2S1, _media.DOCKER_V2S1_SIGNED):
+        raise Unsupported("%s: Docker schema 1 images can be inspected but not copied; push it again with a current client" % context, context)
+    config = doc.get("config") or {}
+    layers = [d for d in doc.get("layers") or [] if not d.get("urls")]  # foreign layers stay where their URLs point
+    blobs = [BlobTransfer(config["digest"], config.get("size"), config.get("mediaType"), config["digest"], config.get("size"))]
+    if dest.wants_uncompressed_layers:
+        config_doc = _media.parse_config(source.get_blob_bytes(config["digest"], config.get("size")), context)
+        new_doc = uncompressed_manifest(doc, config_doc, context)
+        for layer, target in zip(doc.get("layers") or [], new_doc["layers"]):
+            layer_type = layer.get("mediaType")
+            if layer_type in _GZIP_LAYER_TYPES:
+                decompress = True
+            elif layer_type in _UNCOMPRESSED_LAYER_TYPES:
+                decompress = False
+            else:
+                raise Unsupported("%s: layer %s is %s; %s needs gzip or uncompressed layers" % (context, layer["digest"], layer_type, dest.reference), context)
+            blobs.append(BlobTransfer(layer["digest"], layer.get("size"), layer_type, target["digest"], None, decompress))
+        new_raw = go_json(new_doc)
+        return ManifestWrite(new_raw, _media.DOCKER_MANIFEST, sha256_digest(new_raw), False), blobs, config["digest"]
+    for layer in layers:
+        blobs.append(BlobTransfer(layer["digest"], layer.get("size"), layer.get("mediaType"), layer["digest"], layer.get("size")))
+    if options.format:
+        new_doc, new_type = convert_manifest(doc, media_type, options.format, context)
+        if new_doc is not doc:
+            new_raw = go_json(new_doc)
+            return ManifestWrite(new_raw, new_type, sha256_digest(new_raw), False), blobs, config["digest"]
+    return ManifestWrite(raw, media_type, sha256_digest(raw), False), blobs, config["digest"]
+
+
+def plan_copy(source: ImageSource, dest: ImageDestination, options: CopyOptions) -> CopyPlan:
+    """Decide what the copy would write, and whether the destination already holds it. Reads only."""
+    context = str(source.reference)
+    if options.format and options.preserve_digests:
+        raise OCIError("format conversion changes digests: do not combine format with preserve_digests", context)
+    top_raw, top_type = source.get_manifest()
+    top_doc, top_type = _media.parse_manifest(top_raw, top_type, context)
+    src_digest = source.manifest_digest(top_raw)
+    manifests: list[ManifestWrite] = []
+    blobs: list[BlobTransfer] = []
+    config_digest = None
+    if _media.is_index(top_type):
+        mode = _effective_multi_arch(dest, options)
+        if mode == "system":
+            wanted = options.platforms[0] if options.platforms else _media.host_platform()
+            chosen = _media.select_manifest(top_doc, wanted, context)
+            child_raw, child_type = source.get_manifest(chosen["digest"])
+            write, blobs, config_digest = _plan_image(source, dest, child_raw, child_type or chosen.get("mediaType"), options, context)
+            write.top = True
+            manifests.append(write)
+        else:
+            if mode == "subset":
+                entries = []
+                for platform in options.platforms or []:
+                    entry = _media.select_manifest(top_doc, platform, context)
+                    if entry not in entries:
+                        entries.append(entry)
+            else:
+                entries = list(top_doc.get("manifests") or [])
+            new_entries = []
+            seen_blobs: set[str] = set()
+            for entry in entries:
+                if mode == "index_only":
+                    new_entries.append(entry)
+                    continue
+                child_raw, child_type = source.get_manifest(entry["digest"])
+                write, child_blobs, _ = _plan_image(source, dest, child_raw, child_type or entry.get("mediaType"), options, context)
+                manifests.append(write)
+                for blob in child_blobs:
+                    if blob.dest_digest not in seen_blobs:
+                        seen_blobs.add(blob.dest_digest)
+                        blobs.append(blob)
+                new_entries.append(dict(entry, mediaType=write.media_type, digest=write.digest, size=len(write.raw)))
+            converts_index = bool(options.format) and top_type != _convert_index_type(options.format or "")
+            if mode in ("all", "index_only") and new_entries == entries and not converts_index:
+                top_write = ManifestWrite(top_raw, top_type, src_digest, True)
+            else:
+                new_doc, new_type = rewrite_index(top_doc, top_type, new_entries, options.format)
+                new_raw = go_json(new_doc)
+                top_write = ManifestWrite(new_raw, new_type, sha256_digest(new_raw), True)
+            manifests.append(top_write)
+    else:
+        write, blobs, config_digest = _plan_image(source, dest, top_raw, top_type, options, context)
+        if write.raw is top_raw:
+            write.digest = src_digest
+        write.top = True
+        manifests.append(write)
+    top = manifests[-1]
+    after = config_digest if dest.identity == "config" else top.digest
+    if options.preserve_digests and top.digest != src_digest and dest.identity != "config":
+        raise OCIError(
+            "%s: copying to %s would change the digest (%s -> %s), and preserve_digests is set" % (context, dest.reference, src_digest, top.digest), context
+        )
+    before = dest.current_digest()
+    return CopyPlan(
+        src=context,
+        dest=str(dest.reference),
+        src_digest=src_digest,
+        dest_digest_before=before,
+        dest_digest_after=after or top.digest,
+        changed=options.force or before != (after or top.digest),
+        manifests=manifests,
+        blobs=blobs,
+    )
+
+
+def _convert_index_type(target: str) -> str:
+    return _media.DOCKER_LIST if target == "v2s2" else _media.OCI_INDEX
+
+
+class _Counters:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.copied = 0
+        self.skipped = 0
+        self.mounted = 0
+        self.bytes = 0
+
+    def add(self, kind: str, nbytes: int = 0) -> None:
+        with self.lock:
+            setattr(self, kind, getattr(self, kind) + 1)
+            self.bytes += nbytes
+
+
+def _transfer_blob(source: ImageSource, dest: ImageDestination, blob: BlobTransfer, counters: _Counters, retries: int, cancelled: threading.Event) -> None:
+    if cancelled.is_set():
+        return
+    if dest.has_blob(blob.dest_digest, blob.dest_size):
+        counters.add("skipped")
+        return
+    if dest.can_mount and dest.mount_blob(blob.dest_digest, source):
+        counters.add("mounted")
+        return
+    context = "%s -> %s" % (source.reference, dest.reference)
+    attempt = 0
+    while True:
+        stream = source.open_blob(blob.digest, blob.size)
+        reader = stream
+        if blob.decompress:
+            reader = VerifyingReader(GunzipReader(stream, context), blob.dest_digest, None, context)  # type: ignore[arg-type]
+        try:
+            dest.put_blob(reader, blob.dest_digest, blob.dest_size, blob.media_type)
+            counters.add("copied", getattr(stream, "bytes_read", 0) or (blob.size or 0))
+            return
+        except ConnectionFailure:
+            attempt += 1
+            if attempt > retries or cancelled.is_set():
+                raise
+        finally:
+            reader.close()
+
+
+def execute_plan(plan: CopyPlan, source: ImageSource, dest: ImageDestination, options: CopyOptions) -> dict:
+    """Carry out a plan: blobs in parallel, then manifests children first, then commit."""
+    counters = _Counters()
+    cancelled = threading.Event()
+    workers = max(1, min(options.parallel, len(plan.blobs)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="oci-images-blob") as pool:
+        futures = [pool.submit(_transfer_blob, source, dest, blob, counters, options.retries, cancelled) for blob in plan.blobs]
+        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        failure = next((f.exception() for f in done if f.exception() is not None), None)
+        if failure is not None:
+            cancelled.set()
+            for future in pending:
+                future.cancel()
+            wait(pending)
+            raise failure
+    for write in plan.manifests:
+        dest.put_manifest(write.raw, write.media_type, write.digest, write.top)
+    dest.commit()
+    return {"copied": counters.copied, "skipped": counters.skipped, "mounted": counters.mounted, "bytes": counters.bytes}
+
+
+def predict_blobs(plan: CopyPlan, dest: ImageDestination) -> dict:
+    """What a real run would do with each blob, asked read-only (check mode)."""
+    skipped = sum(1 for blob in plan.blobs if dest.has_blob(blob.dest_digest, blob.dest_size))
+    return {"copied": len(plan.blobs) - skipped, "skipped": skipped, "mounted": 0}
+
+
+def copy_image(
+    src: ImageReference,
+    dest: ImageReference,
+    src_options: ConnectionOptions,
+    dest_options: ConnectionOptions,
+    options: CopyOptions,
+    check_mode: bool = False,
+) -> dict:
+    """Copy one image (or index) and return its result entry; in check mode, only the prediction."""
+    started = time.monotonic()
+    with open_source(src, src_options) as source, open_destination(dest, dest_options) as destination:
+        plan = plan_copy(source, destination, options)
+        result = {
+            "src": plan.src,
+            "dest": plan.dest,
+            "src_digest": plan.src_digest,
+            "dest_digest_before": plan.dest_digest_before,
+            "dest_digest_after": plan.dest_digest_after if plan.changed else plan.dest_digest_before,
+            "changed": plan.changed,
+            "blobs": {"copied": 0, "skipped": 0, "mounted": 0},
+            "bytes_copied": 0,
+        }
+        if plan.changed:
+            result["dest_digest_after"] = plan.dest_digest_after
+            if check_mode:
+                result["blobs"] = predict_blobs(plan, destination)
+            else:
+                stats = execute_plan(plan, source, destination, options)
+                result["bytes_copied"] = stats.pop("bytes")
+                result["blobs"] = stats
+    result["seconds"] = round(time.monotonic() - started, 3)
+    return result
