@@ -1,0 +1,67 @@
+# Copyright (c) oci.images contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    # Credentials and TLS for both sides of a copy. Each option means what its unprefixed twin
+    # means in oci.images.image_info, for the source (src_) or the destination (dest_) registry.
+    DOCUMENTATION = r"""
+options:
+  src_username:
+    description: User name for the source registry. Without it, credentials are looked up like podman and skopeo do (see O(auth_file)).
+    type: str
+  src_password:
+    description: Password or access token for O(src_username).
+    type: str
+  src_registry_token:
+    description: Bearer token sent as it is to the source registry. Mutually exclusive with O(src_username).
+    type: str
+  src_validate_certs:
+    description:
+      - Verify the source registry's TLS certificate.
+      - When V(false), a registry that does not speak TLS at all is reached over plain HTTP.
+    type: bool
+    default: true
+  src_ca_cert:
+    description: PEM file of CAs to trust for the source registry, in addition to C(certs.d) directories.
+    type: path
+  src_client_cert:
+    description: PEM client certificate for the source registry. Needs O(src_client_key).
+    type: path
+  src_client_key:
+    description: PEM private key of O(src_client_cert).
+    type: path
+  dest_username:
+    description: User name for the destination registry. Without it, credentials are looked up like podman and skopeo do (see O(auth_file)).
+    type: str
+  dest_password:
+    description: Password or access token for O(dest_username).
+    type: str
+  dest_registry_token:
+    description: Bearer token sent as it is to the destination registry. Mutually exclusive with O(dest_username).
+    type: str
+  dest_validate_certs:
+    description:
+      - Verify the destination registry's TLS certificate.
+      - When V(false), a registry that does not speak TLS at all is reached over plain HTTP.
+    type: bool
+    default: true
+  dest_ca_cert:
+    description: PEM file of CAs to trust for the destination registry, in addition to C(certs.d) directories.
+    type: path
+  dest_client_cert:
+    description: PEM client certificate for the destination registry. Needs O(dest_client_key).
+    type: path
+  dest_client_key:
+    description: PEM private key of O(dest_client_cert).
+    type: path
+  auth_file:
+    description:
+      - Path of a C(containers-auth.json) or Docker C(config.json) file to read credentials from, for both sides.
+      - When not set, the files are searched in this order, first match wins
+        C(REGISTRY_AUTH_FILE), C(${XDG_RUNTIME_DIR}/containers/auth.json), C(${XDG_CONFIG_HOME}/containers/auth.json),
+        C(${DOCKER_CONFIG}/config.json) or C(~/.docker/config.json).
+    type: path
+"""

@@ -1,0 +1,236 @@
+"""image_copy through Ansible against the real registry, with skopeo as the oracle."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import pytest
+from ansible_run import run_module
+from counting_proxy import CountingProxy
+from images import build_image, build_index
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def digest_of(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture
+def layout(tmp_path):
+    path = tmp_path / "src"
+    info = build_image(str(path), ref="v1", layer_sizes=(3000, 7000, 1000), seed=21, labels={"a": "b"})
+    return path, info
+
+
+@pytest.fixture
+def multi(tmp_path):
+    path = tmp_path / "multi"
+    info = build_index(str(path), ref="multi", platforms=["linux/amd64", "linux/arm64/v8", "linux/arm/v7"], seed=5)
+    return path, info
+
+
+def copy(src: str, dest: str, check: bool = False, diff: bool = False, **extra):
+    args = {"src": src, "dest": dest, "src_validate_certs": False, "dest_validate_certs": False}
+    args.update(extra)
+    return run_module("image_copy", args, check=check, diff=diff)
+
+
+def test_copy_oci_layout_to_registry_then_second_run_writes_nothing(registry, layout, skopeo):
+    path, info = layout
+    with CountingProxy(registry.host) as proxy:
+        dest = "docker://%s/copy/app:1.0" % proxy.host
+        first = copy("oci:%s:v1" % path, dest)
+        assert not first.failed, first.output
+        assert first.changed
+        result = first.result["results"][0]
+        assert result["dest_digest_before"] is None
+        assert result["dest_digest_after"] == info["manifest_digest"] == first.result["digest"]
+        assert result["blobs"] == {"copied": 4, "skipped": 0, "mounted": 0}
+        assert digest_of(skopeo.inspect_raw(dest)) == info["manifest_digest"]
+        proxy.reset()
+        second = copy("oci:%s:v1" % path, dest)
+        assert not second.failed, second.output
+        assert second.changed is False
+        assert second.result["unchanged"] == 1
+        assert proxy.writes() == []
+        assert [m for m, _ in proxy.requests] == ["HEAD"]  # one manifest HEAD, nothing else
+
+
+def test_copy_registry_to_registry_preserves_index_digest(registry, multi, skopeo):
+    path, info = multi
+    src = "docker://%s/copy/multi-src:1" % registry.host
+    skopeo.copy("oci:%s:multi" % path, src, "--multi-arch", "all")
+    dest = "docker://%s/copy/multi-dest:1" % registry.host
+    run = copy(src, dest)
+    assert not run.failed, run.output
+    assert run.result["digest"] == info["index_digest"]
+    assert digest_of(skopeo.inspect_raw(dest)) == info["index_digest"]
+    # every child arrived
+    for child in json.loads(skopeo.inspect_raw(dest))["manifests"]:
+        skopeo.inspect_raw("docker://%s/copy/multi-dest@%s" % (registry.host, child["digest"]))
+    assert run.result["results"][0]["blobs"]["mounted"] > 0  # same registry: blobs mounted, not moved
+
+
+def test_copy_platform_subset_gives_index_with_exactly_those_entries(registry, multi, skopeo):
+    path, _ = multi
+    dest = "docker://%s/copy/subset:1" % registry.host
+    run = copy("oci:%s:multi" % path, dest, platforms=["linux/arm64/v8", "linux/amd64"])
+    assert not run.failed, run.output
+    index = json.loads(skopeo.inspect_raw(dest))
+    platforms = [(m["platform"]["os"], m["platform"]["architecture"], m["platform"].get("variant")) for m in index["manifests"]]
+    assert platforms == [("linux", "arm64", "v8"), ("linux", "amd64", None)]
+    assert run.result["digest"] == digest_of(skopeo.inspect_raw(dest))
+    again = copy("oci:%s:multi" % path, dest, platforms=["linux/arm64/v8", "linux/amd64"])
+    assert again.changed is False
+
+
+def test_copy_system_platform_writes_one_image(registry, multi, skopeo):
+    path, info = multi
+    dest = "docker://%s/copy/system:1" % registry.host
+    run = copy("oci:%s:multi" % path, dest, multi_arch="system", platforms=["linux/arm/v7"])
+    assert not run.failed, run.output
+    manifest = json.loads(skopeo.inspect_raw(dest))
+    assert "layers" in manifest
+    arm = next(m for m in info["manifests"] if m["platform"].get("variant") == "v7")
+    assert run.result["digest"] == arm["manifest_digest"]
+
+
+def test_format_conversion_matches_skopeo_digests(registry, layout, multi, skopeo):
+    path, _ = layout
+    ours = "docker://%s/copy/ours-v2s2:1" % registry.host
+    theirs = "docker://%s/copy/skopeo-v2s2:1" % registry.host
+    run = copy("oci:%s:v1" % path, ours, format="v2s2")
+    assert not run.failed, run.output
+    skopeo.copy("oci:%s:v1" % path, theirs, "--format", "v2s2")
+    assert skopeo.inspect_raw(ours) == skopeo.inspect_raw(theirs)
+    assert json.loads(skopeo.inspect_raw(ours))["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
+    assert copy("oci:%s:v1" % path, ours, format="v2s2").changed is False
+
+
+def test_format_with_preserve_digests_is_refused(layout, tmp_path):
+    path, _ = layout
+    run = copy("oci:%s:v1" % path, "oci:%s:x" % (tmp_path / "out"), format="v2s2", preserve_digests=True)
+    assert run.failed
+    assert "preserve_digests" in run.result["msg"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_check_mode_after_source_moved_predicts_and_real_run_matches(registry, tmp_path, skopeo):
+    path = tmp_path / "moving"
+    build_image(str(path), ref="v1", seed=1)
+    dest = "docker://%s/copy/moving:1" % registry.host
+    assert copy("oci:%s:v1" % path, dest).changed
+    new = build_image(str(path), ref="v1", seed=2)  # the source tag moves
+    with CountingProxy(registry.host) as proxy:
+        via_proxy = "docker://%s/copy/moving:1" % proxy.host
+        check = copy("oci:%s:v1" % path, via_proxy, check=True, diff=True)
+        assert not check.failed, check.output
+        assert check.changed
+        assert proxy.writes() == []
+        predicted = check.result["results"][0]
+        assert predicted["dest_digest_after"] == new["manifest_digest"]
+        # Ansible prints the diff (and drops it from the result it shows): before and after digests per destination.
+        assert "+" in check.stdout and new["manifest_digest"] in check.stdout.split("=>")[0]
+    real = copy("oci:%s:v1" % path, dest)
+    assert real.changed
+    done = real.result["results"][0]
+    assert done["dest_digest_after"] == predicted["dest_digest_after"]
+    assert done["dest_digest_before"] == predicted["dest_digest_before"]
+    assert done["blobs"]["copied"] == predicted["blobs"]["copied"]
+    assert digest_of(skopeo.inspect_raw(dest)) == new["manifest_digest"]
+
+
+def _corrupt_first_layer(path, info) -> str:
+    layer = info["layer_digests"][0]
+    blob = os.path.join(str(path), "blobs", "sha256", layer.split(":")[1])
+    with open(blob, "rb") as handle:
+        data = bytearray(handle.read())
+    data[len(data) // 2] ^= 0xFF
+    with open(blob, "wb") as handle:
+        handle.write(bytes(data))
+    return layer
+
+
+def test_corrupted_source_blob_fails_naming_digest_and_creates_nothing(registry, layout, tmp_path, skopeo):
+    path, info = layout
+    layer = _corrupt_first_layer(path, info)
+    dest = "docker://%s/copy/corrupt:1" % registry.host
+    run = copy("oci:%s:v1" % path, dest)
+    assert run.failed
+    assert layer in run.result["msg"]
+    assert "Traceback" not in run.output
+    with pytest.raises(AssertionError):
+        skopeo.inspect_raw(dest)
+    local = tmp_path / "local-dest"
+    run = copy("oci:%s:v1" % path, "oci:%s:x" % local)
+    assert run.failed
+    assert layer in run.result["msg"]
+    assert not local.exists()
+
+
+def test_keep_going_copies_the_good_ones_and_lists_the_bad_one(registry, layout, tmp_path):
+    path, info = layout
+    images = [
+        {"src": "oci:%s:v1" % path, "dest": "docker://%s/copy/kg-a:1" % registry.host},
+        {"src": "oci:%s:missing-ref" % path, "dest": "docker://%s/copy/kg-b:1" % registry.host},
+        {"src": "oci:%s:v1" % path, "dest": "docker://%s/copy/kg-c:1" % registry.host},
+    ]
+    run = run_module("image_copy", {"images": images, "dest_validate_certs": False, "keep_going": True, "parallel_images": 2})
+    assert run.failed
+    assert "missing-ref" in run.result["msg"]
+    assert "1 of 3" in run.result["msg"]
+    ok = [r for r in run.result["results"] if not r.get("failed")]
+    assert sorted(r["dest"].rsplit("/", 1)[1] for r in ok) == ["kg-a:1", "kg-c:1"]
+    assert all(r["dest_digest_after"] == info["manifest_digest"] for r in ok)
+
+
+@pytest.mark.parametrize("transport", ["dir", "oci", "oci-archive"])
+def test_round_trip_registry_local_registry_keeps_digest(registry, multi, tmp_path, skopeo, transport):
+    path, info = multi
+    src = "docker://%s/copy/rt-src-%s:1" % (registry.host, transport)
+    skopeo.copy("oci:%s:multi" % path, src, "--multi-arch", "all")
+    local = "%s:%s" % (transport, tmp_path / ("local." + transport)) + (":img" if transport != "dir" else "")
+    out = copy(src, local)
+    assert not out.failed, out.output
+    assert digest_of(skopeo.inspect_raw(local)) == info["index_digest"]
+    assert copy(src, local).changed is False
+    back = "docker://%s/copy/rt-back-%s:1" % (registry.host, transport)
+    again = copy(local, back)
+    assert not again.failed, again.output
+    assert digest_of(skopeo.inspect_raw(back)) == info["index_digest"]
+
+
+def test_round_trip_through_docker_archive_keeps_image_id(registry, layout, tmp_path, skopeo):
+    path, info = layout
+    archive = "docker-archive:%s:example.com/app:1.0" % (tmp_path / "app.tar")
+    out = copy("oci:%s:v1" % path, archive)
+    assert not out.failed, out.output
+    assert out.result["results"][0]["dest_digest_after"] == info["config_digest"]
+    assert skopeo.inspect(archive)["Layers"] == info["diff_ids"]
+    assert copy("oci:%s:v1" % path, archive).changed is False
+    back = "docker://%s/copy/from-archive:1" % registry.host
+    again = copy(archive, back)
+    assert not again.failed, again.output
+    assert json.loads(skopeo.skopeo("inspect", "--config", "--tls-verify=false", back))["rootfs"]["diff_ids"] == info["diff_ids"]
+
+
+def test_skopeo_written_local_formats_copy_to_registry(registry, layout, tmp_path, skopeo):
+    path, info = layout
+    for transport in ("dir", "oci-archive"):
+        local = "%s:%s" % (transport, tmp_path / ("sk." + transport))
+        skopeo.copy("oci:%s:v1" % path, local)
+        dest = "docker://%s/copy/from-skopeo-%s:1" % (registry.host, transport)
+        run = copy(local, dest)
+        assert not run.failed, run.output
+        assert digest_of(skopeo.inspect_raw(dest)) == info["manifest_digest"]
+
+
+def test_docker_archive_refuses_multi_arch_all(multi, tmp_path):
+    path, _ = multi
+    run = copy("oci:%s:multi" % path, "docker-archive:%s" % (tmp_path / "x.tar"), multi_arch="all")
+    assert run.failed
+    assert "multi_arch" in run.result["msg"]
+    assert not (tmp_path / "x.tar").exists()
