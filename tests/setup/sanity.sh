@@ -56,17 +56,24 @@ git -C "$tree" -c user.name=sanity -c user.email=sanity@localhost.invalid commit
 # Real interpreters, not pyenv shims: ansible-test resolves pythonX.Y on PATH for each version.
 pyenv_root="${PYENV_ROOT:-$HOME/.pyenv}"
 python_path=""
-python_options=()
+found=()
 for minor in 9 10 11 12 13; do
     for bin_dir in "$pyenv_root"/versions/3."$minor".*/bin; do
         if [[ -x "$bin_dir/python3.$minor" ]]; then
             python_path="$python_path:$bin_dir"
+            found+=("3.$minor")
             break
         fi
     done
 done
 export PATH="$venv/bin$python_path:$PATH"
 
-echo "ansible-core $core_version (controller $("$venv/bin/python" -V 2>&1)), pip stand-in $pip_version, tree $tree"
+echo "ansible-core $core_version (controller $("$venv/bin/python" -V 2>&1)), pip stand-in $pip_version"
+echo "pyenv interpreters for compile/import: ${found[*]:-none (only those on PATH)}"
+echo "collection tree: $tree"
 cd "$tree"
-exec "$venv/bin/ansible-test" sanity --color no --local "${python_options[@]}" "$@"
+# --local: the controller is this venv; ansible-test still builds its own venv per sanity tool.
+# The machine's pip configuration names local index directories that may not exist; pip warns
+# about each one per package, which buries the sanity results.
+"$venv/bin/ansible-test" sanity --color no --local "$@" 2>&1 |
+    sed -u -e "/is ignored: it is neither a file nor a directory/d"
