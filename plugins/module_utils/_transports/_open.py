@@ -4,10 +4,32 @@
 
 from __future__ import annotations
 
+import threading
+from dataclasses import astuple
+
 from .._errors import Unsupported
 from .._options import ConnectionOptions
 from .._reference import ImageReference
 from ._base import ImageDestination, ImageSource
+
+_clients: dict = {}
+_clients_lock = threading.Lock()
+
+
+def registry_client(registry: str, options: ConnectionOptions):
+    """One RegistryClient per registry and option set for the whole process.
+
+    Sharing it across the images of a task keeps pooled connections, the chosen scheme and the
+    token cache, instead of paying for a new handshake and token per image.
+    """
+    from .._registry._client import RegistryClient
+
+    key = (registry, astuple(options))
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            client = _clients[key] = RegistryClient(registry, options)
+        return client
 
 
 def open_source(reference: ImageReference, options: ConnectionOptions | None = None) -> ImageSource:
@@ -17,7 +39,7 @@ def open_source(reference: ImageReference, options: ConnectionOptions | None = N
     if transport == "docker":
         from ._docker import RegistrySource
 
-        return RegistrySource(reference, options)
+        return RegistrySource(reference, options, client=registry_client(reference.registry or "docker.io", options))
     if transport == "dir":
         from ._directory import DirectorySource
 
@@ -48,7 +70,7 @@ def open_destination(reference: ImageReference, options: ConnectionOptions | Non
     if transport == "docker":
         from ._docker import RegistryDestination
 
-        return RegistryDestination(reference, options)
+        return RegistryDestination(reference, options, client=registry_client(reference.registry or "docker.io", options))
     if transport == "dir":
         from ._directory import DirectoryDestination
 
