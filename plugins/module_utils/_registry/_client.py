@@ -242,6 +242,13 @@ class RegistryClient:
                 return True
             raise self._error(response, self.registry, "answer the v2 API at")
 
+    def check_login(self) -> None:
+        """GET ``/v2/`` answering the registry's challenge with the configured credentials; raises AuthenticationFailed if refused."""
+        response = self._request("GET", "/v2/", None, what="its API")
+        with response:
+            if response.status_code != 200:
+                raise self._error(response, self.registry, "answer the v2 API at")
+
     def head_manifest(self, repository: str, ref: str) -> ManifestHead | None:
         """Digest, media type and size of a manifest without fetching it; None when absent."""
         what = self._where(repository, ref)
