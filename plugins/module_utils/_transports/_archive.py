@@ -7,6 +7,11 @@ is streamed from its offset through its own file handle (nothing is extracted to
 An archive compressed as a whole (gzip, bzip2, xz) is first decompressed to a temporary file
 that ``close()`` removes. Archives with unsafe members (absolute paths, ``..`` escapes,
 links pointing outside the archive) are refused outright.
+
+Writing streams one new tar into a temporary directory next to PATH and renames it over PATH on
+commit, so an existing archive is replaced as a whole (skopeo 1.9 does the same for
+oci-archive; for docker-archive it refuses any non-empty file, which would break re-copies).
+A file that is not an archive of the same kind is never replaced.
 """
 
 from __future__ import annotations
@@ -21,15 +26,18 @@ import posixpath
 import shutil
 import tarfile
 import tempfile
+import threading
+import time
 from typing import BinaryIO
 
 from .. import _media
 from .._convert import go_json
-from .._digest import sha256_digest
-from .._errors import InvalidManifest, InvalidReference, LocalFormatError, NotFound, Unsupported
+from .._digest import sha256_digest, verify_bytes
+from .._errors import DigestMismatch, InvalidManifest, InvalidReference, LocalFormatError, NotFound, OCIError, Unsupported
 from .._reference import ImageReference, parse_docker_name, validate_digest
 from ._base import ImageSource, verified_stream
-from ._oci_layout import OCILayoutSource
+from ._directory import LocalDestination, remove_path, sync_directory, temp_name, write_new_file
+from ._oci_layout import INDEX_FILE, LAYOUT_BYTES, LAYOUT_FILE, OCILayoutSource, blob_path, index_entry, index_json_bytes
 
 _MAGIC = (
     (b"\x1f\x8b", "gzip"),
@@ -413,12 +421,12 @@ class DockerArchiveSource(ImageSource):
 
     def get_manifest(self, digest: str | None = None) -> tuple[bytes, str]:
         self._load()
-        assert self._manifest is not None
+        manifest = self._manifest or b""  # _load() set it
         if digest is not None:
             validate_digest(digest, self.context)
-            if digest != sha256_digest(self._manifest):
-                raise NotFound("%s: the archive's image has manifest %s, not %s" % (self.context, sha256_digest(self._manifest), digest), self.context)
-        return self._manifest, _media.DOCKER_MANIFEST
+            if digest != sha256_digest(manifest):
+                raise NotFound("%s: the archive's image has manifest %s, not %s" % (self.context, sha256_digest(manifest), digest), self.context)
+        return manifest, _media.DOCKER_MANIFEST
 
     def open_blob(self, digest: str, size: int | None = None) -> BinaryIO:
         validate_digest(digest, self.context)
@@ -432,3 +440,385 @@ class DockerArchiveSource(ImageSource):
         if compression is not None:
             stream = _ClosingDecompressor(decompressing_stream(stream, compression, self.context), stream)
         return verified_stream(stream, digest, size if size is not None else uncompressed_size, self.context)
+
+
+# --- writing ----------------------------------------------------------------------------------
+
+_BLOCK = tarfile.BLOCKSIZE
+ARCHIVE_FILE = "archive.tar"
+
+
+class TarStreamWriter:
+    """Appends members to a new tar file as their bytes arrive; a member that fails midway is cut off again."""
+
+    def __init__(self, path: str):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        self._file = os.fdopen(fd, "wb")
+
+    def add(self, info: tarfile.TarInfo, stream: BinaryIO | None = None) -> None:
+        """Write ``info``'s header and ``info.size`` bytes read from ``stream`` to EOF (so its digest is checked)."""
+        start = self._file.tell()
+        try:
+            self._file.write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+            written = 0
+            while stream is not None:
+                chunk = stream.read(_COPY_CHUNK)
+                if not chunk:
+                    break
+                written += len(chunk)
+                if written > info.size:
+                    raise DigestMismatch("%s: more than the %d bytes expected" % (info.name, info.size), info.name)
+                self._file.write(chunk)
+            if written != info.size:
+                raise DigestMismatch("%s: %d bytes where %d were expected" % (info.name, written, info.size), info.name)
+            if written % _BLOCK:
+                self._file.write(b"\0" * (_BLOCK - written % _BLOCK))
+        except BaseException:
+            self._file.seek(start)
+            self._file.truncate()
+            raise
+
+    def finish(self) -> None:
+        """Write the end-of-archive blocks and make the file durable."""
+        self._file.write(b"\0" * (2 * _BLOCK))
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class ArchiveDestination(LocalDestination):
+    """Shared by the archive writers: one tar in a temporary directory next to PATH, renamed over PATH on commit.
+
+    Blobs may arrive from several threads: one at a time streams straight into the tar; the others
+    (and any blob of unknown size) are spooled to a file in the temporary directory first.
+    """
+
+    #: what the messages call the archive
+    kind = "archive"
+
+    def __init__(self, reference: ImageReference):
+        super().__init__(reference)
+        self._tar: TarStreamWriter | None = None
+        self._tar_lock = threading.Lock()
+        self._top_written = False
+
+    # --- the target -----------------------------------------------------------------------------
+    def target_exists(self) -> bool:
+        """False when PATH is absent or an empty file; refuses a directory and a file that is not such an archive."""
+        path = self.path
+        if not os.path.lexists(path):
+            self.check_parent()
+            return False
+        if os.path.isdir(path):
+            raise LocalFormatError("%s: %s is a directory, not a %s file; choose another path" % (self.context, path, self.kind), self.context)
+        if os.path.isfile(path) and os.path.getsize(path) == 0:
+            return False
+        try:
+            recognized = self.recognize()
+        except LocalFormatError as e:
+            raise LocalFormatError(
+                "%s: %s exists and is not a readable %s (%s); refusing to replace it: remove it or choose another path" % (self.context, path, self.kind, e),
+                self.context,
+            ) from None
+        if not recognized:
+            raise LocalFormatError(
+                "%s: %s exists and is not a %s; refusing to replace it: remove it or choose another path" % (self.context, path, self.kind),
+                self.context,
+            )
+        return True
+
+    def recognize(self) -> bool:
+        """True when the existing file at PATH is an archive of this kind."""
+        raise NotImplementedError
+
+    # --- the tar --------------------------------------------------------------------------------
+    def prepare_temp(self, temp: str) -> None:
+        self._tar = TarStreamWriter(os.path.join(temp, ARCHIVE_FILE))
+
+    def member(self, name: str, size: int = 0, kind: bytes = tarfile.REGTYPE) -> tarfile.TarInfo:
+        """A TarInfo for a new member; subclasses set the metadata skopeo uses."""
+        info = tarfile.TarInfo(name)
+        info.size = size
+        info.type = kind
+        return info
+
+    def add_member(self, name: str, stream: BinaryIO, size: int | None) -> int:
+        """Add a regular file from a stream (spooled first when its size is unknown or the tar is busy); return its size."""
+        self.temp_dir()
+        if size is not None and self._tar_lock.acquire(blocking=False):
+            try:
+                self._add_locked(self.member(name, size), stream)
+            finally:
+                self._tar_lock.release()
+            return size
+        spool = os.path.join(self.temp_dir(), temp_name(".spool-"))
+        try:
+            size = write_new_file(spool, stream)
+            self.add_spooled(name, spool, size)
+        finally:
+            remove_path(spool)
+        return size
+
+    def add_spooled(self, name: str, spool: str, size: int) -> None:
+        with open(spool, "rb") as f, self._tar_lock:
+            self._add_locked(self.member(name, size), f)
+
+    def add_bytes(self, name: str, data: bytes) -> None:
+        self.temp_dir()
+        with self._tar_lock:
+            self._add_locked(self.member(name, len(data)), io.BytesIO(data))
+
+    def add_special(self, name: str, kind: bytes, linkname: str = "") -> None:
+        """A directory or symbolic link member."""
+        self.temp_dir()
+        info = self.member(name, 0, kind)
+        info.linkname = linkname
+        with self._tar_lock:
+            self._add_locked(info, None)
+
+    def _add_locked(self, info: tarfile.TarInfo, stream: BinaryIO | None) -> None:
+        if self._tar is None:
+            raise OCIError("%s: the archive is already finished or aborted" % self.context, self.context)
+        self._tar.add(info, stream)
+
+    # --- the protocol ---------------------------------------------------------------------------
+    def has_blob(self, digest: str, size: int | None = None) -> bool:
+        validate_digest(digest, self.context)
+        return digest in self.written
+
+    def finish_archive(self) -> None:
+        """Hook: add the metadata members at the end."""
+
+    def commit(self) -> None:
+        if not self._top_written or self._temp is None or self._tar is None:
+            raise OCIError("%s: nothing to commit: no top-level manifest was written" % self.context, self.context)
+        self.finish_archive()
+        self._tar.finish()
+        self._tar = None
+        self.target_exists()  # still nothing that must not be replaced
+        os.replace(os.path.join(self._temp, ARCHIVE_FILE), self.path)
+        sync_directory(self.parent)
+        self.abort()  # the emptied temporary directory
+
+    def abort(self) -> None:
+        if self._tar is not None:
+            self._tar.close()
+            self._tar = None
+        super().abort()
+
+
+class OCIArchiveDestination(ArchiveDestination):
+    """Writes ``oci-archive:PATH[:REF]``: a tar of an OCI layout holding this one image (or index)."""
+
+    kind = "OCI archive"
+    can_hold_index = True
+
+    def __init__(self, reference: ImageReference):
+        super().__init__(reference)
+        self._entry: dict | None = None
+        self._dirs: set[str] = set()
+        self._mtime = int(time.time())
+
+    def member(self, name: str, size: int = 0, kind: bytes = tarfile.REGTYPE) -> tarfile.TarInfo:
+        # Like skopeo, which tars a directory it wrote: the writer's ids, the current time, 0644/0755.
+        info = super().member(name, size, kind)
+        info.mode = 0o755 if kind == tarfile.DIRTYPE else 0o644
+        info.mtime = self._mtime
+        info.uid = os.getuid() if hasattr(os, "getuid") else 0
+        info.gid = os.getgid() if hasattr(os, "getgid") else 0
+        return info
+
+    def recognize(self) -> bool:
+        source = OCIArchiveSource(self.reference)
+        try:
+            return source.files.exists() and source.files.has(INDEX_FILE)
+        finally:
+            source.close()
+
+    def current_digest(self) -> str | None:
+        if not self.target_exists():
+            return None
+        source = OCIArchiveSource(self.reference)
+        try:
+            return source.descriptor()["digest"]
+        except (NotFound, InvalidReference):
+            return None
+        finally:
+            source.close()
+
+    def _blob_member(self, digest: str) -> str:
+        algorithm = digest.partition(":")[0]
+        with self._temp_lock:
+            missing = [d for d in ("blobs", "blobs/" + algorithm) if d not in self._dirs]
+            self._dirs.update(missing)
+        for directory in missing:
+            self.add_special(directory, tarfile.DIRTYPE)
+        return blob_path(digest)
+
+    def put_blob(self, stream: BinaryIO, digest: str, size: int | None, media_type: str | None = None) -> None:
+        validate_digest(digest, self.context)
+        if digest in self.written:
+            copy_to_nowhere(stream)
+            return
+        self.written[digest] = self.add_member(self._blob_member(digest), stream, size)
+
+    def put_manifest(self, raw: bytes, media_type: str, digest: str, top: bool) -> None:
+        validate_digest(digest, self.context)
+        verify_bytes(raw, digest, "%s manifest %s" % (self.context, digest))
+        if digest not in self.written:
+            self.add_member(self._blob_member(digest), io.BytesIO(raw), len(raw))
+            self.written[digest] = len(raw)
+        if top:
+            self._entry = index_entry(self.reference, raw, media_type, digest)
+            self._top_written = True
+
+    def finish_archive(self) -> None:
+        self.add_bytes(INDEX_FILE, index_json_bytes({"schemaVersion": 2, "manifests": [self._entry or {}]}))
+        self.add_bytes(LAYOUT_FILE, LAYOUT_BYTES)
+
+
+def copy_to_nowhere(stream: BinaryIO) -> None:
+    """Read a stream to EOF (verifying it) without keeping the bytes: a blob this writer already holds."""
+    while stream.read(_COPY_CHUNK):
+        pass
+
+
+_CONFIG_MEDIA_TYPES = (_media.DOCKER_CONFIG, _media.OCI_CONFIG)
+# What the top legacy layer's "json" takes from the image config (the set containers/image uses).
+_LEGACY_CONFIG_FIELDS = ("architecture", "config", "container", "container_config", "created", "docker_version", "os")
+
+
+def _sorted_go_json(doc: dict) -> bytes:
+    # Go marshals a map with its keys sorted; nested values keep their own order.
+    return go_json({key: doc[key] for key in sorted(doc)})
+
+
+def legacy_layer_files(diff_ids: list[str], config: bytes) -> list[tuple[str, bytes]]:
+    """(layer ID, json) of each layer in the legacy ``docker save`` layout, computed as skopeo 1.9 does."""
+    config_doc = json.loads(config.decode("utf-8"))
+    out = []
+    chain_id = ""
+    parent = ""
+    for i, diff_id in enumerate(diff_ids):
+        layer: dict = {}
+        if parent:
+            layer["parent"] = parent
+        if i == len(diff_ids) - 1:
+            for key in _LEGACY_CONFIG_FIELDS:
+                layer[key] = config_doc.get(key)
+        chain_id = diff_id if not chain_id else sha256_digest(("%s %s" % (chain_id, diff_id)).encode("utf-8"))
+        layer_id = sha256_digest(_sorted_go_json(dict(layer, layer_id=chain_id))).partition(":")[2]
+        layer["id"] = layer_id
+        out.append((layer_id, _sorted_go_json(layer)))
+        parent = layer_id
+    return out
+
+
+class DockerArchiveDestination(ArchiveDestination):
+    """Writes ``docker-archive:PATH[:name:tag]`` as skopeo 1.9 does: one image, uncompressed layers named by diff ID.
+
+    Layers go into the tar as they arrive (``<diff-id hex>.tar``); the config is held until the
+    manifest says which blob it is, then written as ``<hex>.json`` followed by the legacy
+    per-layer directories, ``manifest.json`` and ``repositories``.
+    """
+
+    kind = "docker archive"
+    can_hold_index = False
+    wants_uncompressed_layers = True
+    identity = "config"
+
+    def __init__(self, reference: ImageReference):
+        super().__init__(reference)
+        if reference.source_index is not None:
+            raise InvalidReference(
+                "%s: @N selects an image to read; to write, give docker-archive:PATH or docker-archive:PATH:name:tag" % self.context,
+                self.context,
+            )
+        self._held: dict[str, str] = {}  # digest -> spool file of blobs that may be the config
+        self._layers: dict[str, str] = {}  # diff ID -> member name
+
+    def member(self, name: str, size: int = 0, kind: bytes = tarfile.REGTYPE) -> tarfile.TarInfo:
+        # skopeo's docker-archive members: mode 0444 (symlinks 0), owner 0:0, no user names, mtime 0.
+        info = super().member(name, size, kind)
+        info.mode = 0 if kind == tarfile.SYMTYPE else 0o444
+        info.mtime = 0
+        return info
+
+    def _source(self) -> DockerArchiveSource:
+        return DockerArchiveSource(self.reference)
+
+    def recognize(self) -> bool:
+        source = self._source()
+        try:
+            return source.files.exists() and source.files.has("manifest.json")
+        finally:
+            source.close()
+
+    def current_digest(self) -> str | None:
+        if not self.target_exists():
+            return None
+        source = self._source()
+        try:
+            try:
+                item = source._choose(source._items())
+            except (NotFound, InvalidReference):
+                return None
+            config = source.files.read(item["Config"], _media.MAX_CONFIG_BYTES, self.context)
+            return sha256_digest(config) if config is not None else None
+        finally:
+            source.close()
+
+    def put_blob(self, stream: BinaryIO, digest: str, size: int | None, media_type: str | None = None) -> None:
+        validate_digest(digest, self.context)
+        if digest in self.written:
+            copy_to_nowhere(stream)
+            return
+        if media_type is None or media_type in _CONFIG_MEDIA_TYPES:
+            spool = os.path.join(self.temp_dir(), temp_name(".held-"))
+            self.written[digest] = write_new_file(spool, stream)
+            self._held[digest] = spool
+            return
+        name = "%s.tar" % digest.partition(":")[2]
+        self.written[digest] = self.add_member(name, stream, size)
+        self._layers[digest] = name
+
+    def put_manifest(self, raw: bytes, media_type: str, digest: str, top: bool) -> None:
+        if not top:
+            raise Unsupported("%s: a docker archive holds one image, not an index; choose one platform" % self.context, self.context)
+        verify_bytes(raw, digest, "%s manifest %s" % (self.context, digest))
+        # Not parse_manifest: layer sizes here are -1 (unknown until the layers were written).
+        try:
+            doc = json.loads(raw.decode("utf-8"))
+            config_digest = validate_digest(doc["config"]["digest"], self.context)
+            diff_ids = [validate_digest(layer["digest"], self.context) for layer in doc.get("layers") or []]
+        except (ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
+            raise Unsupported("%s: a docker archive holds one image; got a %s without config and layers" % (self.context, media_type), self.context) from None
+        for diff_id in diff_ids:
+            if diff_id not in self._layers:
+                if diff_id not in self._held:
+                    raise OCIError("%s: layer %s was never written; cannot finish the archive" % (self.context, diff_id), self.context)
+                self._layers[diff_id] = "%s.tar" % diff_id.partition(":")[2]
+                self.add_spooled(self._layers[diff_id], self._held[diff_id], self.written[diff_id])
+        if config_digest not in self._held:
+            raise OCIError("%s: config %s was never written; cannot finish the archive" % (self.context, config_digest), self.context)
+        with open(self._held[config_digest], "rb") as f:
+            config = f.read(_media.MAX_CONFIG_BYTES + 1)
+        _media.parse_config(config, "%s (config %s)" % (self.context, config_digest))
+        config_name = "%s.json" % config_digest.partition(":")[2]
+        self.add_bytes(config_name, config)
+        legacy = legacy_layer_files(diff_ids, config)
+        for (layer_id, layer_json), diff_id in zip(legacy, diff_ids):
+            self.add_special("%s/layer.tar" % layer_id, tarfile.SYMTYPE, "../" + self._layers[diff_id])
+            self.add_bytes("%s/VERSION" % layer_id, b"1.0")
+            self.add_bytes("%s/json" % layer_id, layer_json)
+        ref = self.reference
+        repo_tags = [ref.docker_reference] if ref.repository is not None else []
+        self.add_bytes("manifest.json", go_json([{"Config": config_name, "RepoTags": repo_tags, "Layers": [self._layers[d] for d in diff_ids]}]))
+        repositories: dict = {}
+        if ref.repository is not None and legacy:
+            repositories[ref.name] = {ref.tag_or_default: legacy[-1][0]}
+        self.add_bytes("repositories", go_json(repositories))
+        self._top_written = True
