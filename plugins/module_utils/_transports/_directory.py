@@ -226,7 +226,8 @@ class LocalDestination(ImageDestination):
     def __init__(self, reference: ImageReference):
         super().__init__(reference)
         self.context = str(reference)
-        self.path = reference.path or ""
+        # Symbolic links are resolved first (as skopeo does), so a replace swaps the real directory, not the link.
+        self.path = os.path.realpath(reference.path or "")
         self._temp: str | None = None
         self._temp_lock = threading.Lock()
         # digest -> size of each blob written in this session
