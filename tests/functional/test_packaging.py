@@ -1,0 +1,129 @@
+"""The collection as users get it: the galaxy artifact, ansible-builder's view of its dependencies, ansible-doc."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import subprocess
+import tarfile
+
+import pytest
+import yaml
+from ansible_run import BIN, REPO, ansible_env
+from collection_tree import ensure_collection_tree
+
+pytestmark = pytest.mark.timeout(300)
+
+# An artifact over this size has picked up something that is not the collection (venvs, test data, caches).
+MAX_ARTIFACT_BYTES = 200 * 1024
+# Path components that must never be in the artifact.
+FORBIDDEN_PARTS = ("tests", ".git", "__pycache__", ".pytest_cache", ".ruff_cache", ".cache", "bench", "build")
+RUNTIME_LIBRARIES = ("requests", "jsonschema")
+
+
+def _tool(name: str) -> str:
+    path = os.path.join(BIN, name)
+    if not os.path.exists(path):
+        pytest.fail("%s is not installed in the test venv: run tests/setup/venv.sh (make deps)" % name)
+    return path
+
+
+def _run(*cmd: str, cwd: str | None = None, env: dict | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run(list(cmd), capture_output=True, text=True, env=ansible_env(env), cwd=cwd, timeout=timeout, stdin=subprocess.DEVNULL, check=False)
+
+
+def _plugin_names(kind: str) -> list[str]:
+    return sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(REPO, "plugins", kind, "*.py")) if not os.path.basename(p).startswith("_"))
+
+
+PLUGINS = [("module", name) for name in _plugin_names("modules")] + [("lookup", name) for name in _plugin_names("lookup")]
+
+
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory) -> str:
+    """``ansible-galaxy collection build`` of this checkout, as it is on disk."""
+    out = tmp_path_factory.mktemp("galaxy")
+    proc = _run(_tool("ansible-galaxy"), "collection", "build", "--output-path", str(out), REPO, cwd=REPO)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    built = glob.glob(os.path.join(str(out), "oci-images-*.tar.gz"))
+    assert len(built) == 1, os.listdir(str(out))
+    return built[0]
+
+
+def test_galaxy_artifact_is_small_and_holds_only_the_collection(artifact, record_property):
+    size = os.path.getsize(artifact)
+    record_property("artifact_bytes", size)
+    with tarfile.open(artifact) as tar:
+        members = [m.name for m in tar.getmembers()]
+    unwanted = [
+        name for name in members if any(part in FORBIDDEN_PARTS or part.startswith(".venv") for part in name.split("/")) or name.endswith((".pyc", ".tar.gz"))
+    ]
+    assert unwanted == []
+    assert size < MAX_ARTIFACT_BYTES, "artifact is %d bytes; largest members: %s" % (size, _largest(artifact))
+    for needed in ("MANIFEST.json", "FILES.json", "meta/runtime.yml", "meta/execution-environment.yml", "requirements.txt", "bindep.txt"):
+        assert needed in members
+    for kind, name in PLUGINS:
+        assert "plugins/%s/%s.py" % ("modules" if kind == "module" else kind, name) in members
+
+
+def _largest(artifact: str) -> list[tuple[str, int]]:
+    with tarfile.open(artifact) as tar:
+        return sorted(((m.name, m.size) for m in tar.getmembers()), key=lambda item: -item[1])[:5]
+
+
+def _introspect(collections_dir: str) -> dict:
+    proc = _run(_tool("ansible-builder"), "introspect", "--sanitize", collections_dir)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return yaml.safe_load(proc.stdout)
+
+
+def _python_requirements(report: dict) -> dict[str, str]:
+    """requirement name -> the collection it is from, out of ansible-builder's sanitized ``python`` list."""
+    found = {}
+    for line in report.get("python") or []:
+        requirement, _, origin = line.partition("#")
+        name = requirement.strip().split(">")[0].split("=")[0].split("<")[0].split("[")[0].strip()
+        found[name.lower()] = origin.strip()
+    return found
+
+
+def test_ansible_builder_introspect_finds_python_requirements_of_the_checkout():
+    report = _introspect(ensure_collection_tree(REPO))
+    found = _python_requirements(report)
+    for library in RUNTIME_LIBRARIES:
+        assert found.get(library) == "from collection oci.images", report
+
+
+def test_ansible_builder_introspect_finds_requirements_in_the_installed_artifact(artifact, tmp_path):
+    # What an execution environment build does: install the artifact, then read its meta/execution-environment.yml.
+    # Only the target in the collections path: with the checkout's tree there, galaxy would call it installed already.
+    proc = _run(_tool("ansible-galaxy"), "collection", "install", "--offline", "-p", str(tmp_path), artifact, env={"ANSIBLE_COLLECTIONS_PATH": str(tmp_path)})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert os.path.isfile(os.path.join(str(tmp_path), "ansible_collections", "oci", "images", "meta", "execution-environment.yml"))
+    report = _introspect(str(tmp_path))
+    found = _python_requirements(report)
+    assert set(RUNTIME_LIBRARIES) <= set(found), report
+    assert report.get("system") == [], "bindep.txt lists no system packages, yet introspect reported %s" % report.get("system")
+
+
+@pytest.mark.parametrize("kind, name", PLUGINS, ids=["%s:%s" % plugin for plugin in PLUGINS])
+def test_ansible_doc_renders_plugin(kind, name):
+    fqcn = "oci.images." + name
+    text = _run(_tool("ansible-doc"), "-t", kind, fqcn)
+    assert text.returncode == 0, text.stdout + text.stderr
+    assert fqcn in text.stdout
+    assert "WARNING" not in text.stderr and "ERROR" not in text.stderr, text.stderr
+    as_json = _run(_tool("ansible-doc"), "-t", kind, "--json", fqcn)
+    assert as_json.returncode == 0, as_json.stderr
+    entry = json.loads(as_json.stdout)[fqcn]
+    assert entry["doc"]["short_description"]
+    assert entry["examples"] and fqcn in entry["examples"]
+
+
+@pytest.mark.parametrize("kind, directory", [("module", "modules"), ("lookup", "lookup")])
+def test_ansible_doc_lists_every_plugin_in_the_tree(kind, directory):
+    proc = _run(_tool("ansible-doc"), "-t", kind, "-l", "oci.images", "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    listed = sorted(name[len("oci.images.") :] for name in json.loads(proc.stdout))
+    assert listed == _plugin_names(directory)
