@@ -5,7 +5,7 @@
 # sanity-*, units) all run and the run fails at the end if any of them failed, so one CI run
 # reports every problem. Every process started by this run carries OCI_IMAGES_TEST_RUN in its
 # environment; on exit, servers still carrying it (a fixture that failed to stop them) are killed,
-# and nothing else is.
+# nothing else is, and the run fails.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -34,13 +34,20 @@ stop_stray_servers() {
             fi
         done
     done
-    if [[ ${#found[@]} -gt 0 ]]; then
-        echo "WARNING: stopped servers this run left running (a fixture did not stop them): ${found[*]}" >&2
-        sleep 2
+    [[ ${#found[@]} -eq 0 ]] && return 0
+    echo "ERROR: this run left servers running (a fixture did not stop them); stopped: ${found[*]}" >&2
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+        alive=0
         for entry in "${found[@]}"; do
-            kill -KILL "${entry%%:*}" 2>/dev/null || true
+            [[ -d "/proc/${entry%%:*}" ]] && alive=1
         done
-    fi
+        [[ $alive -eq 0 ]] && return 1
+        sleep 0.5
+    done
+    for entry in "${found[@]}"; do
+        kill -KILL "${entry%%:*}" 2>/dev/null || true
+    done
+    return 1
 }
 
 stage_names=()
@@ -57,7 +64,10 @@ print_summary() {
 
 on_exit() {
     local status=$?
-    stop_stray_servers
+    # A server left running is a fixture bug: it fails the run even when every test passed.
+    if ! stop_stray_servers && [[ $status -eq 0 ]]; then
+        status=1
+    fi
     print_summary
     exit "$status"
 }
