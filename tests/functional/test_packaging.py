@@ -5,6 +5,8 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
+import shutil
 import subprocess
 import tarfile
 
@@ -127,3 +129,50 @@ def test_ansible_doc_lists_every_plugin_in_the_tree(kind, directory):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     listed = sorted(name[len("oci.images.") :] for name in json.loads(proc.stdout))
     assert listed == _plugin_names(directory)
+
+
+def _ee_definition_from_docs() -> str:
+    """The ansible-builder 3 example of docs/awx-ee.md (the yaml block with ``version: 3``)."""
+    with open(os.path.join(REPO, "docs", "awx-ee.md")) as f:
+        blocks = re.findall(r"```yaml\n(.*?)```", f.read(), re.S)
+    examples = [block for block in blocks if re.search(r"^version: 3$", block, re.M)]
+    assert len(examples) == 1, "docs/awx-ee.md should hold one ansible-builder 3 definition"
+    return examples[0]
+
+
+def test_awx_ee_doc_example_makes_a_build_context_that_installs_the_collection(artifact, tmp_path):
+    # What the image build would do, short of the container: create the context, then run its galaxy step.
+    shutil.copy(artifact, str(tmp_path / "oci-images.tar.gz"))
+    (tmp_path / "execution-environment.yml").write_text(_ee_definition_from_docs())
+    created = _run(_tool("ansible-builder"), "create", "--file", "execution-environment.yml", "--context", "context", cwd=str(tmp_path))
+    assert created.returncode == 0, created.stdout + created.stderr
+    build_dir = tmp_path / "context" / "_build"
+    containerfile = (tmp_path / "context" / "Containerfile").read_text()
+    assert "WORKDIR /build" in containerfile and "-r requirements.yml" in containerfile
+    installed = tmp_path / "installed"
+    galaxy = _run(
+        _tool("ansible-galaxy"),
+        "collection",
+        "install",
+        "--offline",
+        "-r",
+        "requirements.yml",
+        "--collections-path",
+        str(installed),
+        cwd=str(build_dir),
+        env={"ANSIBLE_COLLECTIONS_PATH": str(installed)},
+    )
+    assert galaxy.returncode == 0, galaxy.stdout + galaxy.stderr
+    found = _python_requirements(_introspect(str(installed)))
+    assert set(RUNTIME_LIBRARIES) <= set(found)
+
+
+def test_action_group_holds_every_module_and_each_takes_the_group_wide_options():
+    # docs/awx-ee.md tells users to set these under group/oci.images.images; a module without one would fail there.
+    with open(os.path.join(REPO, "meta", "runtime.yml")) as f:
+        group = yaml.safe_load(f)["action_groups"]["images"]
+    assert sorted(group) == _plugin_names("modules")
+    proc = _run(_tool("ansible-doc"), "--json", *("oci.images." + name for name in group))
+    assert proc.returncode == 0, proc.stderr
+    for fqcn, entry in json.loads(proc.stdout).items():
+        assert {"auth_file", "timeout", "retries"} <= set(entry["doc"]["options"]), fqcn
