@@ -225,6 +225,29 @@ def _tag_reader(source: ImageSource) -> TagReader:
     raise OCIError("%s: cannot read images by tag" % source.reference, str(source.reference))
 
 
+def reference_footprint(source: ImageSource) -> tuple[dict, bool]:
+    """(footprint, whole repository?) for what ``source`` names: every tag when its reference has no tag, digest or ref."""
+    reference = source.reference
+    if reference.is_registry:
+        whole = not reference.has_explicit_tag_or_digest
+        named = reference.digest or reference.tag
+    else:
+        whole = reference.ref_name is None
+        named = reference.ref_name
+    if whole:
+        try:
+            tags = source.list_tags()
+        except NotFound:
+            tags = []
+        return footprint(scan_source(source, tags)), True
+    if reference.digest:
+        scan = scan_source(source, [], extra_digests=[reference.digest])
+        if reference.digest in scan.manifests:
+            scan.tags[reference.digest] = reference.digest
+        return footprint(scan), False
+    return footprint(scan_source(source, [named or ""])), False
+
+
 def footprint(scan: RepositoryScan) -> dict:
     """``total_bytes`` (each blob once), ``shared_bytes`` (blobs used by 2+ tags), per tag ``size``/``unique_bytes``, per blob ``tags_using``."""
     per_tag = {tag: scan.blobs_of(digest) for tag, digest in scan.tags.items()}

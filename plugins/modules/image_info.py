@@ -54,6 +54,14 @@ options:
         (and the index in RV(image.index) for a multi-arch image).
     type: bool
     default: false
+  footprint:
+    description:
+      - Also return the storage footprint in RV(footprint), counting every blob once however many tags share it.
+      - When O(image) names a repository without tag or digest (V(docker://host/repo), V(oci:/path)), every tag
+        is counted and RV(image) is left empty; with a tag, only that image is counted.
+      - Works for registry repositories and OCI layouts. Reads every tag's manifest (and each index's images), no layer.
+    type: bool
+    default: false
 notes:
   - Credentials are never returned or logged. Secrets options are marked C(no_log).
 seealso:
@@ -93,6 +101,16 @@ EXAMPLES = r"""
     image: oci:/srv/images/app:1.2
     raw: true
 
+- name: How much space does a repository take, and what would deleting each tag free?
+  oci.images.image_info:
+    image: docker://registry.example.com/team/app
+    footprint: true
+  register: usage
+
+- name: Show it
+  ansible.builtin.debug:
+    msg: "{{ usage.footprint.total_bytes | human_readable }}, {{ usage.footprint.shared_bytes | human_readable }} shared"
+
 - name: Use credentials for a private registry
   oci.images.image_info:
     image: docker://registry.example.com/private/app:1.2
@@ -102,6 +120,41 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+footprint:
+  description: With O(footprint), the storage the tags take. Sizes are of configs and layers as stored (compressed).
+  returned: when O(footprint=true)
+  type: dict
+  contains:
+    total_bytes:
+      description: Bytes of every distinct blob used by the tags, each counted once.
+      type: int
+      sample: 104857600
+    shared_bytes:
+      description: Bytes of the blobs used by two tags or more (two tags on one digest share all of theirs).
+      type: int
+      sample: 73400320
+    tags:
+      description: Per tag, its digest, its C(size) (config and layers; for an index, all its images') and its
+        C(unique_bytes), what deleting that tag alone would free.
+      type: dict
+      sample: {"1.2": {"digest": "sha256:9a8b...", "size": 52428800, "unique_bytes": 1048576}}
+    layers:
+      description: Every blob (layers and configs), largest first, with how many tags use it.
+      type: list
+      elements: dict
+      contains:
+        digest:
+          description: Digest of the blob.
+          type: str
+        size:
+          description: Size in bytes.
+          type: int
+        media_type:
+          description: Media type from the manifest.
+          type: str
+        tags_using:
+          description: How many tags use it.
+          type: int
 exists:
   description: Whether the image exists. V(false) when the repository, tag or local image is not there.
   returned: always
@@ -271,6 +324,7 @@ def main() -> None:
         platform=dict(type="str"),
         list_tags=dict(type="bool", default=False),
         raw=dict(type="bool", default=False),
+        footprint=dict(type="bool", default=False),
     )
     argument_spec.update(connection_argument_spec())
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **connection_constraints())
@@ -285,17 +339,24 @@ def main() -> None:
     from ansible_collections.oci.images.plugins.module_utils._transports._open import open_source
 
     params = module.params
+    extra = {}
     try:
         reference = parse_reference(params["image"])
         platform = parse_platform(params["platform"]) if params["platform"] else None
         with open_source(reference, connection_options(params)) as source:
+            if params["footprint"]:
+                from ansible_collections.oci.images.plugins.module_utils._footprint import reference_footprint
+
+                extra["footprint"], whole_repository = reference_footprint(source)
+                if whole_repository:
+                    module.exit_json(changed=False, exists=bool(extra["footprint"]["tags"]), image={}, **extra)
             try:
                 image = describe_image(source, platform=platform, list_tags=params["list_tags"], raw=params["raw"])
             except NotFound as exc:
-                module.exit_json(changed=False, exists=False, image={}, msg=exc.msg)
+                module.exit_json(changed=False, exists=False, image={}, msg=exc.msg, **extra)
     except OCIError as exc:
         module.fail_json(msg=exc.msg)
-    module.exit_json(changed=False, exists=True, image=image)
+    module.exit_json(changed=False, exists=True, image=image, **extra)
 
 
 if __name__ == "__main__":

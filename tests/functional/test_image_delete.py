@@ -1,0 +1,283 @@
+"""image_delete (and image_info's footprint) through Ansible, against the real registry, with skopeo as the oracle."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import urllib.error
+import urllib.request
+
+import pytest
+from ansible_run import run_module
+from counting_proxy import CountingProxy
+from images import build_image, build_index
+from registries import REGISTRY_BINARY, Registry
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def digest_of(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def delete(image: str, check: bool = False, diff: bool = False, **extra):
+    return run_module("image_delete", dict(image=image, validate_certs=False, **extra), check=check, diff=diff)
+
+
+def removed_in_diff(run) -> set[str]:
+    """Keys Ansible's printed diff shows as removed (Ansible prints the diff and drops it from the result)."""
+    printed = run.stdout.split("=>")[0]
+    return {line.split('"')[1] for line in printed.splitlines() if line.startswith("-") and '"' in line}
+
+
+def registry_tags(host: str, repository: str) -> list[str]:
+    with urllib.request.urlopen("http://%s/v2/%s/tags/list" % (host, repository), timeout=10) as response:
+        return sorted(json.loads(response.read())["tags"] or [])
+
+
+def manifest_exists(host: str, repository: str, ref: str) -> bool:
+    request = urllib.request.Request(
+        "http://%s/v2/%s/manifests/%s" % (host, repository, ref),
+        method="HEAD",
+        headers={"Accept": "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json"},
+    )
+    try:
+        urllib.request.urlopen(request, timeout=10).close()
+        return True
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return False
+        raise
+
+
+def blob_bytes_on_disk(registry: Registry) -> int:
+    """What ``du -sb`` would count for the registry's blob store: the sum of file sizes."""
+    total = 0
+    for root, _dirs, files in os.walk(os.path.join(registry.data_dir, "docker", "registry", "v2", "blobs")):
+        total += sum(os.path.getsize(os.path.join(root, name)) for name in files)
+    return total
+
+
+@pytest.fixture(scope="module")
+def image_layout(tmp_path_factory):
+    """One layout: ``a`` and ``b`` share their layers (different configs), ``c`` has its own."""
+    path = str(tmp_path_factory.mktemp("delete-src") / "layout")
+    images = {
+        "a": build_image(path, ref="a", layer_sizes=(6000, 2000), seed=1, created="2024-01-01T00:00:00Z"),
+        "b": build_image(path, ref="b", layer_sizes=(6000, 2000), seed=1, created="2024-01-02T00:00:00Z"),
+        "c": build_image(path, ref="c", layer_sizes=(3000,), seed=2, created="2024-01-03T00:00:00Z"),
+    }
+    return path, images
+
+
+def push(skopeo, layout: str, ref: str, dest: str) -> None:
+    skopeo.copy("oci:%s:%s" % (layout, ref), dest)
+
+
+def test_delete_keeps_other_tags_on_same_digest(registry, image_layout, skopeo):
+    path, images = image_layout
+    repo = "delete/siblings"
+    for tag in ("one", "two"):
+        push(skopeo, path, "a", "docker://%s/%s:%s" % (registry.host, repo, tag))
+    digest = images["a"]["manifest_digest"]
+
+    run = delete("docker://%s/%s:one" % (registry.host, repo), diff=True)
+    assert not run.failed, run.output
+    assert run.changed
+    assert run.result["method"] == "placeholder"
+    assert run.result["deleted"] == [{"tag": "one", "digest": digest, "method": "placeholder"}]
+    assert run.result["kept"] == ["two"]
+    assert run.result["freed_bytes"] == 0  # "two" still uses every blob
+    assert removed_in_diff(run) == {"one"}
+    assert registry_tags(registry.host, repo) == ["two"]
+    assert digest_of(skopeo.inspect_raw("docker://%s/%s:two" % (registry.host, repo))) == digest
+
+    again = delete("docker://%s/%s:one" % (registry.host, repo))
+    assert not again.failed, again.output
+    assert again.changed is False
+    assert again.result["deleted"] == []
+
+
+def test_delete_last_tag_deletes_its_manifest(registry, image_layout, skopeo):
+    path, images = image_layout
+    repo = "delete/only"
+    push(skopeo, path, "c", "docker://%s/%s:solo" % (registry.host, repo))
+    push(skopeo, path, "a", "docker://%s/%s:other" % (registry.host, repo))
+    digest = images["c"]["manifest_digest"]
+    run = delete("docker://%s/%s:solo" % (registry.host, repo))
+    assert not run.failed, run.output
+    assert run.result["method"] == "manifest"
+    assert run.result["deleted_manifests"] == [digest]
+    assert run.result["freed_bytes"] == images["c"]["config_size"] + sum(images["c"]["layer_sizes"])
+    assert not manifest_exists(registry.host, repo, digest)
+    assert registry_tags(registry.host, repo) == ["other"]
+
+
+def test_digest_delete_reports_every_tag_on_it(registry, image_layout, skopeo):
+    path, images = image_layout
+    repo = "delete/by-digest"
+    for tag in ("x", "y"):
+        push(skopeo, path, "b", "docker://%s/%s:%s" % (registry.host, repo, tag))
+    push(skopeo, path, "c", "docker://%s/%s:z" % (registry.host, repo))
+    digest = images["b"]["manifest_digest"]
+    ref = "docker://%s/%s@%s" % (registry.host, repo, digest)
+    run = delete(ref)
+    assert not run.failed, run.output
+    assert sorted((d["tag"], d["digest"]) for d in run.result["deleted"]) == [("x", digest), ("y", digest)]
+    assert run.result["kept"] == ["z"]
+    assert registry_tags(registry.host, repo) == ["z"]
+    assert delete(ref).changed is False
+
+
+def test_prune_check_mode_predicts_exactly_the_real_run(registry, tmp_path, skopeo):
+    layout = str(tmp_path / "many")
+    repo = "delete/prune"
+    digests = {}
+    for n in range(12):
+        info = build_image(layout, ref="b%d" % n, layer_sizes=(1500,), seed=100 + n, created="2024-03-%02dT00:00:00Z" % (n + 1))
+        digests["b%d" % n] = info["manifest_digest"]
+        push(skopeo, layout, "b%d" % n, "docker://%s/%s:build-%d" % (registry.host, repo, n))
+    # release-1 sits on build-1's image, so build-1 must survive with it; latest is a name rule too.
+    push(skopeo, layout, "b1", "docker://%s/%s:release-1" % (registry.host, repo))
+    push(skopeo, layout, "b4", "docker://%s/%s:latest" % (registry.host, repo))
+    policy = {"keep_latest": 3, "keep_tags": ["latest", "release-.*"]}
+
+    with CountingProxy(registry.host) as proxy:
+        image = "docker://%s/%s" % (proxy.host, repo)
+        check = delete(image, check=True, diff=True, prune=policy)
+        assert not check.failed, check.output
+        assert proxy.writes() == []
+        real = delete(image, prune=policy)
+        assert not real.failed, real.output
+
+    expected = sorted("build-%d" % n for n in (0, 2, 3, 5, 6, 7, 8))
+    assert sorted(d["tag"] for d in check.result["deleted"]) == expected
+    assert check.result["deleted"] == real.result["deleted"]
+    assert check.result["freed_bytes"] == real.result["freed_bytes"] > 0
+    assert check.result["kept_reasons"]["build-1"] == "shares digest with kept tag release-1"
+    assert removed_in_diff(check) == set(expected)
+    assert registry_tags(registry.host, repo) == sorted(real.result["kept"])
+    assert sorted(real.result["kept"]) == ["build-1", "build-10", "build-11", "build-4", "build-9", "latest", "release-1"]
+    assert all(d["digest"] == digests["b%s" % d["tag"].split("-")[1]] for d in real.result["deleted"])
+
+    second = delete("docker://%s/%s" % (registry.host, repo), prune=policy)
+    assert not second.failed, second.output
+    assert second.changed is False
+
+
+def test_freed_bytes_matches_registry_garbage_collection(fresh_registry, tmp_path, skopeo):
+    reg = fresh_registry()
+    layout = str(tmp_path / "gc")
+    repo = "delete/gc"
+    # A shared base layer, images of their own, and a two-platform index: enough sharing to get the count wrong.
+    for n in range(4):
+        seed = "base" if n < 2 else "other%d" % n  # img0 and img1 share their first layer
+        build_image(layout, ref="img%d" % n, layer_sizes=(40000, 20000 + 5000 * n), seed=seed, created="2024-05-%02dT00:00:00Z" % (n + 1))
+        push(skopeo, layout, "img%d" % n, "docker://%s/%s:img%d" % (reg.host, repo, n))
+    build_index(layout, ref="multi", layer_sizes=(30000,), seed=9, created="2024-05-10T00:00:00Z")
+    skopeo.copy("oci:%s:multi" % layout, "docker://%s/%s:multi" % (reg.host, repo), "--multi-arch", "all")
+
+    run = delete("docker://%s/%s" % (reg.host, repo), prune={"include": ["img[023]", "multi"]})
+    assert not run.failed, run.output
+    assert sorted(d["tag"] for d in run.result["deleted"]) == ["img0", "img2", "img3", "multi"]
+    predicted = run.result["freed_bytes"]
+    assert predicted > 100000
+
+    reg.stop()  # garbage-collect wants a registry nobody writes to
+    before = blob_bytes_on_disk(reg)
+    subprocess.run([REGISTRY_BINARY, "garbage-collect", reg.config_path], check=True, capture_output=True, timeout=120)
+    actually_freed = before - blob_bytes_on_disk(reg)
+    assert abs(actually_freed - predicted) <= 0.05 * actually_freed, (predicted, actually_freed)
+    reg.start()
+    assert registry_tags(reg.host, repo) == ["img1"]
+    skopeo.copy("docker://%s/%s:img1" % (reg.host, repo), "oci:%s:check" % (tmp_path / "readback"))
+
+
+def test_footprint_counts_layers_of_two_tags_on_one_digest_once(registry, image_layout, skopeo):
+    path, images = image_layout
+    repo = "delete/footprint"
+    for tag in ("p", "q"):
+        push(skopeo, path, "a", "docker://%s/%s:%s" % (registry.host, repo, tag))
+    push(skopeo, path, "b", "docker://%s/%s:r" % (registry.host, repo))
+    run = run_module("image_info", {"image": "docker://%s/%s" % (registry.host, repo), "footprint": True, "validate_certs": False})
+    assert not run.failed, run.output
+    footprint = run.result["footprint"]
+    a, b = images["a"], images["b"]
+    layers = sum(a["layer_sizes"])  # a and b share their layers
+    assert footprint["total_bytes"] == layers + a["config_size"] + b["config_size"]
+    assert footprint["shared_bytes"] == layers + a["config_size"]
+    assert footprint["tags"]["p"] == {"digest": a["manifest_digest"], "size": layers + a["config_size"], "unique_bytes": 0}
+    assert footprint["tags"]["r"]["unique_bytes"] == b["config_size"]
+    assert {layer["digest"]: layer["tags_using"] for layer in footprint["layers"]}[a["layer_digests"][0]] == 3
+    assert run.result["image"] == {}
+
+
+class NoDeleteRegistry(Registry):
+    """A registry started with ``storage.delete.enabled: false``."""
+
+    def _write_config(self) -> None:
+        super()._write_config()
+        with open(self.config_path) as f:
+            text = f.read()
+        with open(self.config_path, "w") as f:
+            f.write(text.replace("delete: {enabled: true}", "delete: {enabled: false}"))
+
+
+def test_deletes_disabled_fails_clearly_and_changes_nothing(tmp_path, image_layout, skopeo):
+    path, images = image_layout
+    with NoDeleteRegistry(str(tmp_path / "nodelete")).start() as reg:
+        repo = "delete/disabled"
+        for tag in ("kept", "twin"):
+            push(skopeo, path, "a", "docker://%s/%s:%s" % (reg.host, repo, tag))
+        push(skopeo, path, "c", "docker://%s/%s:alone" % (reg.host, repo))
+        for tag in ("kept", "alone"):  # the placeholder path and the manifest path
+            run = delete("docker://%s/%s:%s" % (reg.host, repo, tag))
+            assert run.failed
+            assert "does not allow deletes" in run.result["msg"] and "storage.delete.enabled" in run.result["msg"]
+            assert "nothing was changed" in run.result["msg"]
+        assert registry_tags(reg.host, repo) == ["alone", "kept", "twin"]
+        assert digest_of(skopeo.inspect_raw("docker://%s/%s:kept" % (reg.host, repo))) == images["a"]["manifest_digest"]
+
+
+def test_oci_layout_ref_delete_keeps_other_refs_and_removes_only_unreferenced_blobs(tmp_path, skopeo):
+    layout = str(tmp_path / "layout")
+    a = build_image(layout, ref="a", layer_sizes=(5000,), seed=7, created="2024-01-01T00:00:00Z")
+    b = build_image(layout, ref="b", layer_sizes=(5000,), seed=7, created="2024-01-02T00:00:00Z")
+    stray = os.path.join(layout, "blobs", "sha256", "f" * 64)  # not ours to judge: a writer may be mid-way
+    with open(stray, "wb") as f:
+        f.write(b"in flight")
+    blobs = os.path.join(layout, "blobs", "sha256")
+
+    check = delete("oci:%s:a" % layout, check=True)
+    assert check.changed and sorted(os.listdir(blobs)) == sorted(os.listdir(blobs))
+    run = delete("oci:%s:a" % layout)
+    assert not run.failed, run.output
+    assert run.result["deleted"] == [{"tag": "a", "digest": a["manifest_digest"], "method": "index"}]
+    assert run.result["freed_bytes"] == check.result["freed_bytes"] == a["manifest_size"] + a["config_size"]
+    left = set(os.listdir(blobs))
+    assert a["manifest_digest"][7:] not in left and a["config_digest"][7:] not in left
+    assert a["layer_digests"][0][7:] in left  # b still uses it
+    assert "f" * 64 in left
+    assert digest_of(skopeo.inspect_raw("oci:%s:b" % layout)) == b["manifest_digest"]
+    skopeo.copy("oci:%s:b" % layout, "oci:%s:b" % (tmp_path / "copy"))
+    assert delete("oci:%s:a" % layout).changed is False
+
+
+def test_dir_is_removed_only_when_it_holds_an_image(tmp_path, image_layout, skopeo):
+    path, _ = image_layout
+    target = tmp_path / "image-dir"
+    skopeo.copy("oci:%s:c" % path, "dir:%s" % target)
+    run = delete("dir:%s" % target)
+    assert not run.failed, run.output
+    assert run.changed and run.result["freed_bytes"] > 3000
+    assert not target.exists()
+    assert delete("dir:%s" % target).changed is False
+
+    precious = tmp_path / "not-an-image"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    refused = delete("dir:%s" % precious)
+    assert refused.failed and "refusing" in refused.result["msg"]
+    assert (precious / "notes.txt").exists()
