@@ -59,7 +59,7 @@ def default_auth_file(env: dict[str, str] | None = None) -> str:
 def registry_key(registry: str) -> str:
     """The auth.json key for ``registry`` (``host[:port]`` or ``host/namespace``), from any URL form; raises InvalidReference."""
     key = normalize_auth_key(registry or "")
-    host, _, path = key.partition("/")
+    host, _slash, path = key.partition("/")
     if not host or not _HOST_PORT.match(host) or (path and not all(_PATH_PART.match(p) for p in path.split("/"))):
         raise InvalidReference(
             "registry %r is not a registry host: give host[:port] (for example registry.example.com:5000 or docker.io), "

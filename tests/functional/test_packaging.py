@@ -84,7 +84,7 @@ def _python_requirements(report: dict) -> dict[str, str]:
     """requirement name -> the collection it is from, out of ansible-builder's sanitized ``python`` list."""
     found = {}
     for line in report.get("python") or []:
-        requirement, _, origin = line.partition("#")
+        requirement, _hash, origin = line.partition("#")
         name = requirement.strip().split(">")[0].split("=")[0].split("<")[0].split("[")[0].strip()
         found[name.lower()] = origin.strip()
     return found
