@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 
 from ._errors import OCIError
 from ._select import compile_patterns, matches_any, select_tags
+from ._versions import parse_version
 
 _DURATION_PART = re.compile(r"(\d+)\s*([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _FRACTION = re.compile(r"\.(\d+)")
-ORDERS = ("created",)
+ORDERS = ("created", "semver")
 
 
 def parse_duration(text: str | int | float, option: str = "duration") -> float:
@@ -100,10 +101,11 @@ class PruneDecision:
     reasons: dict[str, str] = field(default_factory=dict)
 
 
-def _rank_key(state: TagState) -> tuple:
-    # Newest first; images without a creation time rank last; ties broken by digest for a stable order.
-    created = state.created.timestamp() if state.created else float("-inf")
-    return (-created, state.digest)
+def _rank(state: TagState, order: str):
+    """What keep_latest sorts by (bigger is newer), or None when this tag cannot be ranked."""
+    if order == "semver":
+        return parse_version(state.tag)
+    return state.created.timestamp() if state.created else None
 
 
 def decide_prune(states: list[TagState], policy: PrunePolicy, now: datetime.datetime | None = None) -> PruneDecision:
@@ -119,16 +121,25 @@ def decide_prune(states: list[TagState], policy: PrunePolicy, now: datetime.date
         elif matches_any(state.tag, keep_patterns):
             reasons[state.tag] = "matches keep_tags"
 
-    if policy.keep_latest:
+    if policy.keep_latest is not None:
         # The N newest images (distinct digests) among the candidates are kept, with every candidate tag on them.
-        ranked: list[str] = []
-        for state in sorted((s for s in states if s.tag in candidates), key=_rank_key):
-            if state.digest not in ranked:
-                ranked.append(state.digest)
+        # An image ranks by its best tag; a tag that cannot be ranked cannot be shown to be outside the N, so it stays.
+        best: dict[str, object] = {}
+        for state in states:
+            if state.tag not in candidates:
+                continue
+            rank = _rank(state, policy.order)
+            if rank is None:
+                reasons.setdefault(state.tag, "creation time unknown" if policy.order == "created" else "not a version (order: semver)")
+            elif state.digest not in best or rank > best[state.digest]:  # type: ignore[operator]
+                best[state.digest] = rank
+        # Ties are broken by digest so the choice is the same every run.
+        ranked = sorted(best, key=lambda d: (best[d], d), reverse=True)
         newest = set(ranked[: policy.keep_latest])
+        what = "most recently created" if policy.order == "created" else "highest versions"
         for state in states:
             if state.tag in candidates and state.digest in newest:
-                reasons.setdefault(state.tag, "among the %d most recently created" % policy.keep_latest)
+                reasons.setdefault(state.tag, "among the %d %s" % (policy.keep_latest, what))
 
     if policy.keep_newer_than is not None:
         cutoff = now - datetime.timedelta(seconds=policy.keep_newer_than)

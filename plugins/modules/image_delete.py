@@ -65,15 +65,17 @@ options:
         elements: str
       keep_latest:
         description:
-          - Keep the N most recently created images among the candidates, by the C(created) time of their configuration
-            (an index counts as its newest image). Images count once however many tags they have.
+          - Keep the N newest images among the candidates, ranked as O(prune.order) says.
+            Images count once however many tags they have.
+          - A candidate that cannot be ranked (no creation time; with V(semver), a tag that is not a version) is kept.
         type: int
       order:
         description:
-          - How O(prune.keep_latest) ranks images. Only V(created) is supported in this version;
-            ranking by semantic version is planned.
+          - How O(prune.keep_latest) ranks images.
+          - V(created) by the C(created) time of their configuration (an index counts as its newest image).
+          - V(semver) by the version in the tag (V(1.2.3), V(v1.2), V(2.0.0-rc.1)); an image ranks by its highest version tag.
         type: str
-        choices: [created]
+        choices: [created, semver]
         default: created
       keep_newer_than:
         description:
@@ -226,7 +228,7 @@ def main() -> None:
                 include=dict(type="list", elements="str"),
                 exclude=dict(type="list", elements="str"),
                 keep_latest=dict(type="int"),
-                order=dict(type="str", choices=["created"], default="created"),
+                order=dict(type="str", choices=["created", "semver"], default="created"),
                 keep_newer_than=dict(type="str", aliases=["older_than"]),
                 keep_tags=dict(type="list", elements="str"),
             ),

@@ -70,6 +70,22 @@ def test_keep_latest_counts_images_not_tags():
     assert deleted_tags(decision) == ["v1"]
 
 
+def test_keep_latest_keeps_what_it_cannot_rank():
+    tags = states(("a", "a", 1), ("b", "b", 2), ("c", "c", 3), ("sig", "s", None))
+    decision = decide_prune(tags, PrunePolicy(keep_latest=1), NOW)
+    assert deleted_tags(decision) == ["a", "b"]
+    assert decision.reasons["sig"] == "creation time unknown"
+
+
+def test_keep_latest_by_semver_ranks_versions_not_dates():
+    tags = states(("1.10.0", "i10", 1), ("1.9.2", "i9", 5), ("v2.0.0-rc.1", "rc", 6), ("2.0.0", "i20", 2), ("edge", "e", 7))
+    decision = decide_prune(tags, PrunePolicy(keep_latest=2, order="semver"), NOW)
+    assert decision.kept == ["v2.0.0-rc.1", "2.0.0", "edge"]
+    assert deleted_tags(decision) == ["1.10.0", "1.9.2"]
+    assert decision.reasons["edge"] == "not a version (order: semver)"
+    assert decision.reasons["2.0.0"] == "among the 2 highest versions"
+
+
 def test_keep_tags_always_kept_and_shared_digest_protects_other_tags():
     tags = states(("latest", "x", 1), ("build-1", "x", 1), ("build-2", "y", 2), ("release-1", "z", 1))
     decision = decide_prune(tags, PrunePolicy(include=[".*"], keep_tags=["latest", "release-.*"]), NOW)
