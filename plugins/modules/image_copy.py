@@ -18,7 +18,7 @@ description:
     before any manifest is written. Local destinations are written under a temporary name and renamed into place.
   - Blobs the destination already has are skipped; within one registry, blobs are mounted from the source repository.
 author:
-  - oci.images maintainers
+  - oci.images maintainers (@oci-images)
 extends_documentation_fragment:
   - oci.images._copy_connection
   - oci.images._retry

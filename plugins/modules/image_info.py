@@ -17,7 +17,7 @@ description:
   - Nothing is downloaded but manifests and the image configuration; no container engine is needed.
   - A repository or tag that does not exist is not a failure, see RV(exists).
 author:
-  - oci.images maintainers
+  - oci.images maintainers (@oci-images)
 extends_documentation_fragment:
   - oci.images._auth
   - oci.images._tls

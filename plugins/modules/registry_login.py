@@ -18,7 +18,7 @@ description:
   - The file is written atomically (a temporary file renamed over it) with mode C(0600); a missing
     directory is created with mode C(0700).
 author:
-  - oci.images maintainers
+  - oci.images maintainers (@oci-images)
 extends_documentation_fragment:
   - oci.images._tls
   - oci.images._retry
