@@ -18,6 +18,7 @@ Registry deletes never take a kept tag with them. Distribution has no "delete ta
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -386,7 +387,8 @@ def _delete_in_layout(reference: ImageReference, request: DeleteRequest, check_m
         raise InvalidReference("%s: prune works on a whole layout; give it without :REF" % where, where)
     if not os.path.isdir(path):
         return _result([], [], 0, "none", {})
-    with locked_layout(path):
+    # Check mode reads without the lock: taking it creates the lock file, and check mode writes nothing.
+    with contextlib.nullcontext() if check_mode else locked_layout(path):
         index = read_index(path, where)
         entries = [d for d in index.get("manifests") or [] if isinstance(d, dict)]
         before = {}

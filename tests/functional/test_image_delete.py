@@ -250,8 +250,14 @@ def test_oci_layout_ref_delete_keeps_other_refs_and_removes_only_unreferenced_bl
         f.write(b"in flight")
     blobs = os.path.join(layout, "blobs", "sha256")
 
+    def snapshot():
+        with open(os.path.join(layout, "index.json"), "rb") as f:
+            return sorted(os.listdir(layout)), sorted(os.listdir(blobs)), f.read()
+
+    before = snapshot()
     check = delete("oci:%s:a" % layout, check=True)
-    assert check.changed and sorted(os.listdir(blobs)) == sorted(os.listdir(blobs))
+    assert check.changed
+    assert snapshot() == before  # check mode wrote nothing, not even a lock file
     run = delete("oci:%s:a" % layout)
     assert not run.failed, run.output
     assert run.result["deleted"] == [{"tag": "a", "digest": a["manifest_digest"], "method": "index"}]

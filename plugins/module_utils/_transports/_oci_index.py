@@ -1,43 +1,30 @@
 # Copyright (c) oci.images contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Editing an OCI layout in place: its lock, index.json rewrites, and which blobs entries still reach.
+"""Editing an OCI layout in place for deletes: index.json rewrites, and which blobs entries still reach.
 
-Whoever changes ``index.json`` or removes blobs holds ``locked_layout`` for the whole
-read-modify-write: an exclusive ``flock`` on the layout directory itself, so no lock file is
-left in the layout and a killed process releases it.
+Whoever changes ``index.json`` or removes blobs holds the writer's ``LayoutLock`` (an exclusive
+``flock`` on ``<layout>/.oci-images.lock``) for the whole read-modify-write, so a delete and a
+concurrent ``image_copy`` into the same layout never lose each other's changes.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from collections.abc import Iterator
 
 from .. import _media
 from .._errors import LocalFormatError
 from .._reference import validate_digest
-from ._directory import TEMP_PREFIX
-from ._oci_layout import INDEX_FILE, REF_NAME_ANNOTATION, blob_path
-
-try:
-    import fcntl
-
-    HAS_FCNTL = True
-except ImportError:  # pragma: no cover - not POSIX
-    HAS_FCNTL = False
+from ._directory import replace_file, sync_directory
+from ._oci_layout import INDEX_FILE, REF_NAME_ANNOTATION, LayoutLock, blob_path, index_json_bytes
 
 
 @contextlib.contextmanager
 def locked_layout(path: str) -> Iterator[None]:
-    """Hold the layout's exclusive lock (blocks until the holder lets go)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        if HAS_FCNTL:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+    """Hold the layout's exclusive lock, the one OCILayoutDestination takes (blocks until the holder lets go)."""
+    with LayoutLock(path):
         yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
 
 
 def read_index(path: str, context: str) -> dict:
@@ -52,14 +39,9 @@ def read_index(path: str, context: str) -> dict:
 
 
 def write_index(path: str, index: dict) -> None:
-    """Replace index.json atomically (a temp file in the layout, fsynced, renamed over it)."""
-    target = os.path.join(path, INDEX_FILE)
-    tmp = os.path.join(path, "%sindex-%d.json" % (TEMP_PREFIX, os.getpid()))
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(index, f, separators=(",", ":"))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, target)
+    """Replace index.json atomically, in the byte form skopeo writes."""
+    replace_file(os.path.join(path, INDEX_FILE), index_json_bytes(index))
+    sync_directory(path)
 
 
 def entries_named(index: dict, ref: str) -> list[dict]:
