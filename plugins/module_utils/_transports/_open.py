@@ -56,6 +56,14 @@ def open_source(reference: ImageReference, options: ConnectionOptions | None = N
         from ._archive import DockerArchiveSource
 
         return DockerArchiveSource(reference)
+    if transport == "docker-daemon":
+        from ._daemon import DaemonSource
+
+        return DaemonSource(reference, options)
+    if transport == "containers-storage":
+        from ._storage import StorageSource
+
+        return StorageSource(reference, options)
     raise Unsupported(
         "%s: the %s transport is not available yet in this version of oci.images; "
         "use docker://, dir:, oci:, oci-archive: or docker-archive:" % (reference, transport),
@@ -87,6 +95,14 @@ def open_destination(reference: ImageReference, options: ConnectionOptions | Non
         from ._archive import DockerArchiveDestination
 
         return DockerArchiveDestination(reference)
+    if transport == "docker-daemon":
+        from ._daemon import DaemonDestination
+
+        return DaemonDestination(reference, options)
+    if transport == "containers-storage":
+        from ._storage import StorageDestination
+
+        return StorageDestination(reference, options)
     raise Unsupported(
         "%s: writing to the %s transport is not available yet in this version of oci.images; "
         "use docker://, dir:, oci:, oci-archive: or docker-archive:" % (reference, transport),
