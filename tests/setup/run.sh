@@ -92,9 +92,12 @@ stage_venvs() {
 
 stage_lint() {
     local targets
+    local status=0
     mapfile -t targets < <(existing_dirs plugins tests demo)
-    "$VENV/bin/ruff" check "${targets[@]}"
-    "$VENV/bin/ruff" format --check "${targets[@]}"
+    # Both checks run, so one run lists every lint and format problem.
+    "$VENV/bin/ruff" check --output-format concise "${targets[@]}" || status=1
+    "$VENV/bin/ruff" format --check "${targets[@]}" || status=1
+    return $status
 }
 
 stage_changelog-lint() { "$VENV/bin/antsibull-changelog" lint; }
@@ -162,7 +165,7 @@ for stage in "$@"; do
     start=$SECONDS
     # A subshell outside any `if`, so `set -e` still stops a stage at its first failing command.
     set +e
-    ("stage_$stage")
+    (set -e; "stage_$stage")
     status=$?
     set -e
     if [[ $status -eq 0 ]]; then
