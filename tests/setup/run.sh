@@ -125,7 +125,7 @@ stage_docs() {
         echo "no modules in plugins/modules"
         return 0
     fi
-    ANSIBLE_COLLECTIONS_PATH="$root" "$VENV/bin/ansible-doc" -t module "${modules[@]}"
+    ANSIBLE_COLLECTIONS_PATH="$root" PAGER=cat "$VENV/bin/ansible-doc" -t module "${modules[@]}"
 }
 
 stage_changelog-release() {
