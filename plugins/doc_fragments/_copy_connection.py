@@ -57,6 +57,18 @@ options:
   dest_client_key:
     description: PEM private key of O(dest_client_cert).
     type: path
+  src_daemon_host:
+    description:
+      - Address of the Docker engine for a C(docker-daemon:) source, as V(unix:///path/to/docker.sock) or V(tcp://HOST:PORT).
+      - When not set, C(DOCKER_HOST) is used, else V(unix:///var/run/docker.sock).
+      - Over V(tcp://), TLS is used when C(DOCKER_TLS_VERIFY) is set (with C(ca.pem), C(cert.pem), C(key.pem) from
+        C(DOCKER_CERT_PATH), default C(~/.docker)) or when O(src_ca_cert) or O(src_client_cert) is given; these then apply to the engine.
+    type: str
+  dest_daemon_host:
+    description:
+      - Address of the Docker engine for a C(docker-daemon:) destination, in the same form as O(src_daemon_host).
+      - Over V(tcp://), O(dest_ca_cert), O(dest_client_cert) and O(dest_client_key) then apply to the engine.
+    type: str
   auth_file:
     description:
       - Path of a C(containers-auth.json) or Docker C(config.json) file to read credentials from, for both sides.

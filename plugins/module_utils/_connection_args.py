@@ -37,6 +37,11 @@ def connection_argument_spec(prefixes: tuple[str, ...] = ("",)) -> dict:
     return spec
 
 
+def daemon_argument_spec(prefixes: tuple[str, ...] = ("",)) -> dict:
+    """The ``daemon_host`` option for each side prefix, for modules that reach a Docker engine (docker-daemon:)."""
+    return {prefix + "daemon_host": {"type": "str"} for prefix in prefixes}
+
+
 def connection_constraints(prefixes: tuple[str, ...] = ("",)) -> dict:
     """mutually_exclusive / required_together lists matching connection_argument_spec."""
     return {

@@ -12,15 +12,19 @@ description:
   - Reads the manifest and configuration of an image and returns what C(skopeo inspect) reports
     (digest, creation date, platform, labels, environment, every layer with its size), plus every
     platform of a multi-arch image and, on request, the tags of the repository.
-  - Works on registries (C(docker://), the default when a reference has no transport) and on the local
-    formats C(dir:), C(oci:), C(oci-archive:) and C(docker-archive:), with the reference syntax skopeo uses.
-  - Nothing is downloaded but manifests and the image configuration; no container engine is needed.
+  - Works on registries (C(docker://), the default when a reference has no transport), on the local
+    formats C(dir:), C(oci:), C(oci-archive:) and C(docker-archive:), and on the images of a Docker engine
+    (C(docker-daemon:), see O(daemon_host)) and of podman's store (C(containers-storage:), through the C(podman) command),
+    with the reference syntax skopeo uses.
+  - Nothing is downloaded but manifests and the image configuration; no container engine is needed, except for
+    C(docker-daemon:) and C(containers-storage:), which export the image to a temporary file to read it.
   - A repository or tag that does not exist is not a failure, see RV(exists).
 author:
   - oci.images maintainers (@oci-images)
 extends_documentation_fragment:
   - oci.images._auth
   - oci.images._tls
+  - oci.images._daemon
   - oci.images._retry
   - oci.images._attributes
   - oci.images._attributes.INFO_MODULE
@@ -313,6 +317,7 @@ from ansible_collections.oci.images.plugins.module_utils._connection_args import
     connection_argument_spec,
     connection_constraints,
     connection_options,
+    daemon_argument_spec,
 )
 from ansible_collections.oci.images.plugins.module_utils._deps import missing_libraries
 from ansible_collections.oci.images.plugins.module_utils._errors import NotFound, OCIError
@@ -327,6 +332,7 @@ def main() -> None:
         footprint=dict(type="bool", default=False),
     )
     argument_spec.update(connection_argument_spec())
+    argument_spec.update(daemon_argument_spec())
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **connection_constraints())
 
     for library, error in missing_libraries():
