@@ -276,11 +276,6 @@ def main() -> None:
         src=dict(type="str"),
         dest=dict(type="str"),
         images=dict(type="list", elements="dict", options=dict(src=dict(type="str", required=True), dest=dict(type="str", required=True))),
-        tags=dict(type="dict"),
-        sync=dict(type="dict"),
-        sync_file=dict(type="path"),
-        scoped=dict(type="bool", default=False),
-        append_suffix=dict(type="str"),
         multi_arch=dict(type="str", choices=["all", "system", "index_only"]),
         platforms=dict(type="list", elements="str"),
         format=dict(type="str", choices=["oci", "v2s2"]),
@@ -291,43 +286,28 @@ def main() -> None:
         keep_going=dict(type="bool", default=False),
     )
     argument_spec.update(connection_argument_spec(SIDES))
+    argument_spec.update(daemon_argument_spec(SIDES))
     constraints = connection_constraints(SIDES)
     module = AnsibleModule(
         argument_spec=argument_spec,
         supports_check_mode=True,
-        mutually_exclusive=constraints["mutually_exclusive"]
-        + [["images", "src"], ["images", "dest"], ["sync", "sync_file"], ["sync", "src"], ["sync_file", "src"], ["images", "sync"], ["images", "sync_file"]],
-        required_together=constraints["required_together"],
-        required_one_of=[["src", "images", "sync", "sync_file"]],
+        mutually_exclusive=constraints["mutually_exclusive"] + [["images", "src"], ["images", "dest"]],
+        required_together=constraints["required_together"] + [["src", "dest"]],
+        required_one_of=[["src", "images"]],
     )
     for library, error in missing_libraries():
         module.fail_json(msg=missing_required_lib(library), exception=error)
 
     from ansible_collections.oci.images.plugins.module_utils._copy import CopyOptions, copy_image
     from ansible_collections.oci.images.plugins.module_utils._media import parse_platform
-    from ansible_collections.oci.images.plugins.module_utils._mirror import (
-        CopyPair,
-        TagSelection,
-        is_repository,
-        repository_pairs,
-        select_repository_tags,
-        sync_pairs,
-    )
     from ansible_collections.oci.images.plugins.module_utils._reference import parse_reference
-    from ansible_collections.oci.images.plugins.module_utils._transports._open import registry_client
 
     params = module.params
     if params["parallel"] < 1 or params["parallel_images"] < 1:
         module.fail_json(msg="parallel and parallel_images must be at least 1")
-    if (params["src"] or params["sync"] or params["sync_file"]) and not params["dest"]:
-        module.fail_json(msg="dest is required with src, sync or sync_file")
-    src_options = connection_options(params, "src_")
-    dest_options = connection_options(params, "dest_")
-
-    def list_tags(reference, options):
-        return registry_client(reference.registry, options).list_tags(reference.repository)
-
+    pairs = params["images"] or [{"src": params["src"], "dest": params["dest"]}]
     try:
+        references = [(parse_reference(pair["src"]), parse_reference(pair["dest"])) for pair in pairs]
         options = CopyOptions(
             multi_arch=params["multi_arch"],
             platforms=[parse_platform(p) for p in params["platforms"]] if params["platforms"] else None,
@@ -337,41 +317,26 @@ def main() -> None:
             parallel=params["parallel"],
             retries=params["retries"],
         )
-        if params["sync"] or params["sync_file"]:
-            spec = params["sync"] or _read_sync_file(module, params["sync_file"])
-            pairs = sync_pairs(spec, params["dest"], src_options, list_tags, params["scoped"], params["append_suffix"])
-        elif params["images"]:
-            pairs = [CopyPair(parse_reference(i["src"]), parse_reference(i["dest"]), src_options) for i in params["images"]]
-        else:
-            src, dest = parse_reference(params["src"]), parse_reference(params["dest"])
-            if is_repository(src):
-                selection = TagSelection.from_option(params["tags"])
-                tags = select_repository_tags(list_tags(src, src_options), selection, _created_of(src, src_options) if selection.latest else None)
-                pairs = repository_pairs(src, dest, tags, src_options)
-            else:
-                if params["tags"]:
-                    module.fail_json(msg="tags selects tags of a repository: give src without a tag (%s names one image)" % src)
-                pairs = [CopyPair(src, dest, src_options)]
     except OCIError as exc:
         module.fail_json(msg=exc.msg)
-    single = bool(params["src"]) and not is_repository(pairs[0].src if not pairs else parse_reference(params["src"]))
+    src_options = connection_options(params, "src_")
+    dest_options = connection_options(params, "dest_")
 
     stop = threading.Event()
 
     def run_one(pair):
         if stop.is_set():
             return None
+        src, dest = pair
         try:
-            return copy_image(pair.src, pair.dest, pair.src_options, dest_options, options, check_mode=module.check_mode)
+            return copy_image(src, dest, src_options, dest_options, options, check_mode=module.check_mode)
         except OCIError as exc:
             if not params["keep_going"]:
                 stop.set()
-            return {"src": str(pair.src), "dest": str(pair.dest), "changed": False, "failed": True, "msg": exc.msg}
+            return {"src": str(src), "dest": str(dest), "changed": False, "failed": True, "msg": exc.msg}
 
-    results: list = []
-    if pairs:
-        with ThreadPoolExecutor(max_workers=min(params["parallel_images"], len(pairs))) as pool:
-            results = list(pool.map(run_one, pairs))
+    with ThreadPoolExecutor(max_workers=min(params["parallel_images"], len(references))) as pool:
+        results = list(pool.map(run_one, references))
     done = [r for r in results if r is not None]
     failures = [r for r in done if r.get("failed")]
     summary = dict(
@@ -385,39 +350,16 @@ def main() -> None:
             after={r["dest"]: r.get("dest_digest_after") for r in done if not r.get("failed")},
         ),
     )
-    if single and done and not failures:
+    if params["src"] and done and not failures:
         summary["digest"] = done[0]["dest_digest_after"]
     if failures:
-        if single:
+        if len(references) == 1:
             module.fail_json(msg=failures[0]["msg"], **summary)
         lines = ["%s -> %s: %s" % (r["src"], r["dest"], r["msg"]) for r in failures]
-        skipped = len(pairs) - len(done)
+        skipped = len(references) - len(done)
         tail = " (%d not attempted after the first failure; set keep_going to copy the rest)" % skipped if skipped else ""
-        module.fail_json(msg="%d of %d copies failed%s: %s" % (len(failures), len(pairs), tail, "; ".join(lines)), **summary)
+        module.fail_json(msg="%d of %d copies failed%s: %s" % (len(failures), len(references), tail, "; ".join(lines)), **summary)
     module.exit_json(**summary)
-
-
-def _read_sync_file(module, path):
-    import yaml
-
-    try:
-        with open(path) as handle:
-            spec = yaml.safe_load(handle)
-    except (OSError, yaml.YAMLError) as exc:
-        module.fail_json(msg="sync_file %s cannot be read as skopeo sync YAML: %s" % (path, exc))
-    return spec
-
-
-def _created_of(src, options):
-    """For ``tags.latest`` on tags that are not versions: each tag's creation time from its config."""
-    from ansible_collections.oci.images.plugins.module_utils._inspect import describe_image
-    from ansible_collections.oci.images.plugins.module_utils._transports._open import open_source
-
-    def created(tag):
-        with open_source(src.with_tag(tag), options) as source:
-            return describe_image(source).get("created")
-
-    return created
 
 
 if __name__ == "__main__":
