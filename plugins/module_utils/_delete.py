@@ -315,7 +315,12 @@ def _delete_in_registry(reference: ImageReference, options: ConnectionOptions, r
         }
         if check_mode:
             deleted = [dict(item, method=planned[item["digest"]]) for item in decision_deleted]
-            return _result(deleted, others, freed_bytes(scan, deleting), _method_name(set(planned.values())), before, reasons=reasons)
+            staying = kept_digests | kept_inside
+            by_digest = sorted(d for d in groups if planned[d] == "manifest")
+            inside = sorted(set().union(*(scan.descendants(d) for d in by_digest)) - staying) if by_digest else []
+            return _result(
+                deleted, others, freed_bytes(scan, deleting), _method_name(set(planned.values())), before, reasons=reasons, manifests=by_digest + inside
+            )
 
         protected = remover.protected_digests(others) if "manifest" in planned.values() else set()
         for digest, group in groups.items():

@@ -155,6 +155,7 @@ def test_prune_check_mode_predicts_exactly_the_real_run(registry, tmp_path, skop
     expected = sorted("build-%d" % n for n in (0, 2, 3, 5, 6, 7, 8))
     assert sorted(d["tag"] for d in check.result["deleted"]) == expected
     assert check.result["deleted"] == real.result["deleted"]
+    assert sorted(check.result["deleted_manifests"]) == sorted(real.result["deleted_manifests"])
     assert check.result["freed_bytes"] == real.result["freed_bytes"] > 0
     assert check.result["kept_reasons"]["build-1"] == "shares digest with kept tag release-1"
     assert removed_in_diff(check) == set(expected)
@@ -182,6 +183,7 @@ def test_freed_bytes_matches_registry_garbage_collection(fresh_registry, tmp_pat
     run = delete("docker://%s/%s" % (reg.host, repo), prune={"include": ["img[023]", "multi"]})
     assert not run.failed, run.output
     assert sorted(d["tag"] for d in run.result["deleted"]) == ["img0", "img2", "img3", "multi"]
+    assert len(run.result["deleted_manifests"]) == 4 + 2  # three images, the index, and the index's two images
     predicted = run.result["freed_bytes"]
     assert predicted > 100000
 
