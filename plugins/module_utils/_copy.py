@@ -278,6 +278,23 @@ def predict_blobs(plan: CopyPlan, dest: ImageDestination) -> dict:
     return {"copied": len(plan.blobs) - skipped, "skipped": skipped, "mounted": 0}
 
 
+def _unchanged_by_head(source: ImageSource, dest: ImageDestination, options: CopyOptions) -> str | None:
+    """The shared digest when one HEAD per side proves the destination up to date, else None.
+
+    Only when the copy would write the source's top manifest unchanged (no conversion, no subset,
+    a destination that holds an index and is judged by manifest digest), so the answer is the one
+    ``plan_copy`` would give, without reading the source manifest (friendly to pull rate limits).
+    """
+    if options.force or options.format or options.platforms or options.multi_arch == "system":
+        return None
+    if not dest.can_hold_index or dest.identity != "manifest":
+        return None
+    src_digest = source.head_digest()
+    if src_digest is None or dest.current_digest() != src_digest:
+        return None
+    return src_digest
+
+
 def copy_image(
     src: ImageReference,
     dest: ImageReference,
@@ -289,6 +306,20 @@ def copy_image(
     """Copy one image (or index) and return its result entry; in check mode, only the prediction."""
     started = time.monotonic()
     with open_source(src, src_options) as source, open_destination(dest, dest_options) as destination:
+        same = _unchanged_by_head(source, destination, options)
+        if same is not None:
+            result = {
+                "src": str(src),
+                "dest": str(dest),
+                "src_digest": same,
+                "dest_digest_before": same,
+                "dest_digest_after": same,
+                "changed": False,
+                "blobs": {"copied": 0, "skipped": 0, "mounted": 0},
+                "bytes_copied": 0,
+                "seconds": round(time.monotonic() - started, 3),
+            }
+            return result
         plan = plan_copy(source, destination, options)
         result = {
             "src": plan.src,
@@ -301,7 +332,6 @@ def copy_image(
             "bytes_copied": 0,
         }
         if plan.changed:
-            result["dest_digest_after"] = plan.dest_digest_after
             if check_mode:
                 result["blobs"] = predict_blobs(plan, destination)
             else:

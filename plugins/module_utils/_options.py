@@ -22,6 +22,7 @@ class ConnectionOptions:
     ca_cert: str | None = None
     client_cert: str | None = None
     client_key: str | None = None
+    cert_dir: str | None = None
     timeout: float = DEFAULT_TIMEOUT
     retries: int = DEFAULT_RETRIES
     daemon_host: str | None = None

@@ -39,12 +39,16 @@ options:
       - The image to copy, as C(transport:details) like skopeo takes it; a reference without a transport is a registry reference.
       - Supported sources are C(docker://), C(dir:), C(oci:), C(oci-archive:), C(docker-archive:),
         C(docker-daemon:) (a Docker engine, see O(src_daemon_host)) and C(containers-storage:) (podman's store, through the C(podman) command).
-      - Required unless O(images) is given.
+      - A registry reference without a tag or digest names a whole repository (repository mode) -
+        the tags chosen by O(tags) are copied to the O(dest) repository under the same names.
+      - Required unless O(images), O(sync) or O(sync_file) is given.
     type: str
   dest:
     description:
       - Where to copy it, in the same syntax. Supported destinations are C(docker://), C(dir:), C(oci:), C(oci-archive:), C(docker-archive:),
         C(docker-daemon:name:tag) and C(containers-storage:name:tag).
+      - In repository mode, a registry repository without a tag. With O(sync) or O(sync_file), a registry prefix
+        such as V(registry.example.com/mirror).
       - Required unless O(images) is given.
     type: str
   images:
@@ -62,6 +66,53 @@ options:
         description: Destination reference.
         type: str
         required: true
+  tags:
+    description:
+      - With O(src) naming a registry repository (no tag, no digest), which of its tags to copy; each lands under the same tag
+        in the O(dest) repository. Without O(tags), every tag is copied.
+      - Note that O(src) without a tag means the whole repository here, not C(:latest) as in C(skopeo copy).
+    type: dict
+    suboptions:
+      include:
+        description: Regular expressions; a tag is a candidate when one of them matches the whole tag. All tags when not given.
+        type: list
+        elements: str
+      exclude:
+        description: Regular expressions; a tag matching one of them (the whole tag) is left out.
+        type: list
+        elements: str
+      semver:
+        description:
+          - A version range such as V(>=1.3.0,<2.1.0), V(^1.2), V(~1.2.3), V(1.2.x), or alternatives joined with V(||).
+          - Tags that are not versions (one to three numbers, optional leading V(v), optional pre-release) are skipped, as in C(skopeo sync).
+          - Pre-releases match only a range that names a pre-release.
+        type: str
+      latest:
+        description:
+          - Keep only the N highest versions among the selected tags; when none of them is a version, the N most recently created.
+        type: int
+  sync:
+    description:
+      - A C(skopeo sync) YAML structure, as a mapping, copied to the registry prefix O(dest).
+      - Registry keys with C(images) (repository to a list of tags or digests; an empty list means every tag),
+        C(images-by-tag-regex) (unanchored regular expression, as skopeo), C(images-by-semver), C(credentials),
+        C(tls-verify) and C(cert-dir).
+      - Images land at O(dest)C(/<last path component>:tag), or at O(dest)C(/<registry>/<path>:tag) with O(scoped).
+      - Mutually exclusive with O(src), O(images) and O(sync_file).
+    type: dict
+  sync_file:
+    description:
+      - Path of a C(skopeo sync) YAML file, used as O(sync).
+    type: path
+  scoped:
+    description:
+      - With O(sync) or O(sync_file), keep the full source path (registry included) under O(dest), like C(skopeo sync --scoped).
+    type: bool
+    default: false
+  append_suffix:
+    description:
+      - With O(sync) or O(sync_file), append this string to every destination tag.
+    type: str
   multi_arch:
     description:
       - What to copy when the source is a multi-arch index (the meanings of C(skopeo copy --multi-arch)).
@@ -164,6 +215,20 @@ EXAMPLES = r"""
     parallel_images: 4
     keep_going: true
   register: copied
+
+- name: Mirror the 1.x releases of a repository, the three newest only
+  oci.images.image_copy:
+    src: docker://quay.io/team/app
+    dest: docker://registry.example.com/mirror/app
+    tags:
+      semver: ">=1.0.0,<2.0.0"
+      latest: 3
+
+- name: Run an existing skopeo sync YAML file
+  oci.images.image_copy:
+    sync_file: /etc/mirror/sync.yaml
+    dest: registry.example.com/mirror
+    keep_going: true
 
 - name: Report what changed
   ansible.builtin.debug:
@@ -276,6 +341,11 @@ def main() -> None:
         src=dict(type="str"),
         dest=dict(type="str"),
         images=dict(type="list", elements="dict", options=dict(src=dict(type="str", required=True), dest=dict(type="str", required=True))),
+        tags=dict(type="dict"),
+        sync=dict(type="dict"),
+        sync_file=dict(type="path"),
+        scoped=dict(type="bool", default=False),
+        append_suffix=dict(type="str"),
         multi_arch=dict(type="str", choices=["all", "system", "index_only"]),
         platforms=dict(type="list", elements="str"),
         format=dict(type="str", choices=["oci", "v2s2"]),
@@ -291,23 +361,40 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec=argument_spec,
         supports_check_mode=True,
-        mutually_exclusive=constraints["mutually_exclusive"] + [["images", "src"], ["images", "dest"]],
-        required_together=constraints["required_together"] + [["src", "dest"]],
-        required_one_of=[["src", "images"]],
+        mutually_exclusive=constraints["mutually_exclusive"]
+        + [["images", "src"], ["images", "dest"], ["sync", "sync_file"], ["sync", "src"], ["sync_file", "src"], ["images", "sync"], ["images", "sync_file"]],
+        required_together=constraints["required_together"],
+        required_one_of=[["src", "images", "sync", "sync_file"]],
     )
     for library, error in missing_libraries():
         module.fail_json(msg=missing_required_lib(library), exception=error)
 
     from ansible_collections.oci.images.plugins.module_utils._copy import CopyOptions, copy_image
     from ansible_collections.oci.images.plugins.module_utils._media import parse_platform
+    from ansible_collections.oci.images.plugins.module_utils._mirror import (
+        CopyPair,
+        TagSelection,
+        is_repository,
+        repository_pairs,
+        select_repository_tags,
+        sync_pairs,
+    )
     from ansible_collections.oci.images.plugins.module_utils._reference import parse_reference
+    from ansible_collections.oci.images.plugins.module_utils._transports._open import registry_client
 
     params = module.params
     if params["parallel"] < 1 or params["parallel_images"] < 1:
         module.fail_json(msg="parallel and parallel_images must be at least 1")
-    pairs = params["images"] or [{"src": params["src"], "dest": params["dest"]}]
+    if (params["src"] or params["sync"] or params["sync_file"]) and not params["dest"]:
+        module.fail_json(msg="dest is required with src, sync or sync_file")
+    src_options = connection_options(params, "src_")
+    dest_options = connection_options(params, "dest_")
+    single = False  # one src/dest image (not a repository, list or sync): the module returns its digest
+
+    def list_tags(reference, options):
+        return registry_client(reference.registry, options).list_tags(reference.repository)
+
     try:
-        references = [(parse_reference(pair["src"]), parse_reference(pair["dest"])) for pair in pairs]
         options = CopyOptions(
             multi_arch=params["multi_arch"],
             platforms=[parse_platform(p) for p in params["platforms"]] if params["platforms"] else None,
@@ -317,26 +404,41 @@ def main() -> None:
             parallel=params["parallel"],
             retries=params["retries"],
         )
+        if params["sync"] or params["sync_file"]:
+            spec = params["sync"] or _read_sync_file(module, params["sync_file"])
+            pairs = sync_pairs(spec, params["dest"], src_options, list_tags, params["scoped"], params["append_suffix"])
+        elif params["images"]:
+            pairs = [CopyPair(parse_reference(i["src"]), parse_reference(i["dest"]), src_options) for i in params["images"]]
+        else:
+            src, dest = parse_reference(params["src"]), parse_reference(params["dest"])
+            if is_repository(src):
+                selection = TagSelection.from_option(params["tags"])
+                tags = select_repository_tags(list_tags(src, src_options), selection, _created_of(src, src_options) if selection.latest else None)
+                pairs = repository_pairs(src, dest, tags, src_options)
+            else:
+                if params["tags"]:
+                    module.fail_json(msg="tags selects tags of a repository: give src without a tag (%s names one image)" % src)
+                pairs = [CopyPair(src, dest, src_options)]
+                single = True
     except OCIError as exc:
         module.fail_json(msg=exc.msg)
-    src_options = connection_options(params, "src_")
-    dest_options = connection_options(params, "dest_")
 
     stop = threading.Event()
 
     def run_one(pair):
         if stop.is_set():
             return None
-        src, dest = pair
         try:
-            return copy_image(src, dest, src_options, dest_options, options, check_mode=module.check_mode)
+            return copy_image(pair.src, pair.dest, pair.src_options, dest_options, options, check_mode=module.check_mode)
         except OCIError as exc:
             if not params["keep_going"]:
                 stop.set()
-            return {"src": str(src), "dest": str(dest), "changed": False, "failed": True, "msg": exc.msg}
+            return {"src": str(pair.src), "dest": str(pair.dest), "changed": False, "failed": True, "msg": exc.msg}
 
-    with ThreadPoolExecutor(max_workers=min(params["parallel_images"], len(references))) as pool:
-        results = list(pool.map(run_one, references))
+    results: list = []
+    if pairs:
+        with ThreadPoolExecutor(max_workers=min(params["parallel_images"], len(pairs))) as pool:
+            results = list(pool.map(run_one, pairs))
     done = [r for r in results if r is not None]
     failures = [r for r in done if r.get("failed")]
     summary = dict(
@@ -350,16 +452,39 @@ def main() -> None:
             after={r["dest"]: r.get("dest_digest_after") for r in done if not r.get("failed")},
         ),
     )
-    if params["src"] and done and not failures:
+    if single and done and not failures:
         summary["digest"] = done[0]["dest_digest_after"]
     if failures:
-        if len(references) == 1:
+        if single:
             module.fail_json(msg=failures[0]["msg"], **summary)
         lines = ["%s -> %s: %s" % (r["src"], r["dest"], r["msg"]) for r in failures]
-        skipped = len(references) - len(done)
+        skipped = len(pairs) - len(done)
         tail = " (%d not attempted after the first failure; set keep_going to copy the rest)" % skipped if skipped else ""
-        module.fail_json(msg="%d of %d copies failed%s: %s" % (len(failures), len(references), tail, "; ".join(lines)), **summary)
+        module.fail_json(msg="%d of %d copies failed%s: %s" % (len(failures), len(pairs), tail, "; ".join(lines)), **summary)
     module.exit_json(**summary)
+
+
+def _read_sync_file(module, path):
+    import yaml
+
+    try:
+        with open(path) as handle:
+            spec = yaml.safe_load(handle)
+    except (OSError, yaml.YAMLError) as exc:
+        module.fail_json(msg="sync_file %s cannot be read as skopeo sync YAML: %s" % (path, exc))
+    return spec
+
+
+def _created_of(src, options):
+    """For ``tags.latest`` on tags that are not versions: each tag's creation time from its config."""
+    from ansible_collections.oci.images.plugins.module_utils._inspect import describe_image
+    from ansible_collections.oci.images.plugins.module_utils._transports._open import open_source
+
+    def created(tag):
+        with open_source(src.with_tag(tag), options) as source:
+            return describe_image(source).get("created")
+
+    return created
 
 
 if __name__ == "__main__":

@@ -62,17 +62,19 @@ def find_certs_d(host: str, roots: list[str] | None = None) -> tuple[list[str], 
     """
     for root in roots if roots is not None else certs_d_roots():
         directory = os.path.join(root, host)
-        if not os.path.isdir(directory):
-            continue
-        cas = sorted(glob.glob(os.path.join(directory, "*.crt")))
-        pair = None
-        for cert in sorted(glob.glob(os.path.join(directory, "*.cert"))):
-            key = cert[: -len(".cert")] + ".key"
-            if os.path.isfile(key):
-                pair = (cert, key)
-                break
-        return cas, pair
+        if os.path.isdir(directory):
+            return read_cert_dir(directory)
     return [], None
+
+
+def read_cert_dir(directory: str) -> tuple[list[str], tuple[str, str] | None]:
+    """CA files (``*.crt``) and the first client cert/key pair (``*.cert`` + ``*.key``) in one directory."""
+    cas = sorted(glob.glob(os.path.join(directory, "*.crt")))
+    for cert in sorted(glob.glob(os.path.join(directory, "*.cert"))):
+        key = cert[: -len(".cert")] + ".key"
+        if os.path.isfile(key):
+            return cas, (cert, key)
+    return cas, None
 
 
 def _default_ca_bundle() -> str | None:
@@ -161,8 +163,9 @@ class HttpSession:
         """(verify, cert) for requests, from the options and the host's certs.d directory."""
         if netloc in self._tls_cache:
             return self._tls_cache[netloc]
-        cas, pair = find_certs_d(netloc, self._certs_d_dirs)
         own = netloc == self.host
+        # An explicit cert_dir (skopeo's --cert-dir, sync's cert-dir) replaces the certs.d lookup for the registry.
+        cas, pair = read_cert_dir(self.options.cert_dir) if own and self.options.cert_dir else find_certs_d(netloc, self._certs_d_dirs)
         # ca_cert is trusted for every host this registry sends us to (its token realm, its blob storage);
         # a client certificate is only ever shown to the registry itself or to a host whose certs.d names one.
         if own and self.options.client_cert:

@@ -46,6 +46,10 @@ class ImageSource:
     def close(self) -> None:
         """Release connections, temp files and locks."""
 
+    def head_digest(self) -> str | None:
+        """The top-level digest when it can be had without reading the manifest (a registry HEAD), else None."""
+        return None
+
     # --- shared -------------------------------------------------------------------------------
     def manifest_digest(self, raw: bytes) -> str:
         """Digest of the top-level manifest; a transport that knows better (v2s1) overrides this."""

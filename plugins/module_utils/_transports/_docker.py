@@ -34,6 +34,14 @@ class RegistrySource(ImageSource):
         self._registry_digests[raw] = registry_digest
         return raw, media_type
 
+    def head_digest(self) -> str | None:
+        head = self.client.head_manifest(self.repository, self.reference.manifest_reference)
+        if head is None:
+            return None
+        if self.reference.digest and head.digest != self.reference.digest:
+            return None  # let the full read report the mismatch
+        return head.digest
+
     def manifest_digest(self, raw: bytes) -> str:
         """The registry's digest for a manifest we fetched (differs from sha256(raw) for signed v2s1)."""
         return self._registry_digests.get(raw) or super().manifest_digest(raw)
