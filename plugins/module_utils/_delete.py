@@ -153,7 +153,7 @@ class _RegistryRemover:
                 protected |= self.scan.descendants(digest)
             else:
                 # The tag moved to something the scan never saw: read it for its children.
-                raw, media_type, _ = self.client.get_manifest(self.repository, digest)
+                raw, media_type, _digest = self.client.get_manifest(self.repository, digest)
                 doc, media_type = _media.parse_manifest(raw, media_type, self.where)
                 protected |= {d.get("digest") for d in doc.get("manifests") or [] if isinstance(d, dict)}
         return protected

@@ -192,11 +192,11 @@ def scan_source(source: ImageSource, tags: Iterable[str] | None = None, with_cre
     if not source.can_list_tags:
         raise Unsupported("%s: sizes across tags need a registry repository or an OCI layout" % source.reference, str(source.reference))
     tag_list = source.list_tags() if tags is None else list(tags)
-    read_config = (lambda digest, size: source.get_blob_bytes(digest, size)) if with_created else None
+    read_config = source.get_blob_bytes if with_created else None
     return scan_tags(
         tag_list,
         _tag_reader(source),
-        lambda digest: source.get_manifest(digest),
+        source.get_manifest,
         read_config=read_config,
         extra_digests=extra_digests,
         context=str(source.reference),

@@ -19,7 +19,7 @@ description:
   - Also works on C(oci:PATH:REF) (the ref leaves index.json; blobs no other ref uses are removed) and
     C(dir:PATH) (the directory is removed, only if it holds an image written by the C(dir:) transport).
 author:
-  - oci.images maintainers
+  - oci.images maintainers (@oci-images)
 extends_documentation_fragment:
   - oci.images._auth
   - oci.images._tls

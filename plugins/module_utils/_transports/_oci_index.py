@@ -34,8 +34,7 @@ def read_index(path: str, context: str) -> dict:
             raw = f.read(_media.MAX_MANIFEST_BYTES + 1)
     except FileNotFoundError:
         raise LocalFormatError("%s: %s is not an OCI image layout (no index.json)" % (context, path), context) from None
-    doc, _ = _media.parse_manifest(raw, _media.OCI_INDEX, "%s (index.json)" % context)
-    return doc
+    return _media.parse_manifest(raw, _media.OCI_INDEX, "%s (index.json)" % context)[0]
 
 
 def write_index(path: str, index: dict) -> None:
