@@ -24,4 +24,5 @@ pytest_plugins = [
     "registry_fixtures",
     "image_fixtures",
     "skopeo_fixtures",
+    "engine_fixtures",
 ]
