@@ -16,4 +16,3 @@ options:
         C(DOCKER_CERT_PATH), default C(~/.docker)) or when O(ca_cert) or O(client_cert) is given; these then apply to the engine.
     type: str
 """
-

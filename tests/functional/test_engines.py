@@ -148,7 +148,7 @@ def test_failed_copy_into_docker_loads_nothing(docker_engine, tmp_path):
 
 
 def test_missing_docker_engine_fails_cleanly_and_names_the_socket(tmp_path, pushed):
-    src, _ = pushed
+    src = pushed[0]
     host = "unix://%s" % (tmp_path / "no-engine.sock")
     run = copy(src, "docker-daemon:engines/app:1.0", dest_daemon_host=host)
     assert run.failed
