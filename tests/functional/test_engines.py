@@ -159,6 +159,31 @@ def test_missing_docker_engine_fails_cleanly_and_names_the_socket(tmp_path, push
     assert "no Docker engine at %s" % host in info.result["msg"]
 
 
+def test_docker_engine_over_tcp_with_tls_from_environment_or_options(docker_engine, tmp_path):
+    info = build_image(str(tmp_path / "tls"), ref="v1", layer_sizes=(1000,), seed=68)
+    certs = docker_engine.cert_path
+    loaded = copy(
+        info["reference"],
+        "docker-daemon:engines/tls:1",
+        dest_daemon_host=docker_engine.tcp_host,
+        dest_ca_cert=os.path.join(certs, "ca.pem"),
+        dest_client_cert=os.path.join(certs, "cert.pem"),
+        dest_client_key=os.path.join(certs, "key.pem"),
+    )
+    assert not loaded.failed, loaded.output
+    assert docker_engine.inspect("engines/tls:1")["Id"] == info["config_digest"]
+    tls_env = {"DOCKER_HOST": docker_engine.tcp_host, "DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": certs}
+    described = run_module("image_info", {"image": "docker-daemon:engines/tls:1"}, env=tls_env)
+    assert not described.failed, described.output
+    assert described.result["image"]["config_digest"] == info["config_digest"]
+    # Without a client certificate the engine refuses the handshake; the error says TLS, not "no engine".
+    refused = run_module(
+        "image_info", {"image": "docker-daemon:engines/tls:1", "daemon_host": docker_engine.tcp_host, "ca_cert": os.path.join(certs, "ca.pem")}
+    )
+    assert refused.failed
+    assert "TLS" in refused.result["msg"] or "certificate" in refused.result["msg"], refused.result["msg"]
+
+
 def test_docker_engine_errors_carry_the_engines_message(docker_engine, tmp_path):
     run = copy("docker-daemon:engines/never-loaded:1", "oci:%s:x" % (tmp_path / "out"), src_daemon_host=docker_engine.host)
     assert run.failed

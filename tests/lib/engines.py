@@ -18,6 +18,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 
+from registries import free_port, make_test_ca
+
 DOCKERD = shutil.which("dockerd") or "/usr/sbin/dockerd"
 DOCKER = shutil.which("docker") or "/usr/bin/docker"
 PODMAN = shutil.which("podman") or "/usr/bin/podman"
@@ -78,6 +80,8 @@ class DockerEngine:
     directory: str  # short path: the engine socket and containerd's socket live under it
     process: subprocess.Popen
     log_path: str
+    tcp_host: str = ""  # tcp://127.0.0.1:PORT, TLS with client certificates required
+    cert_path: str = ""  # ca.pem, cert.pem, key.pem for tcp_host, as DOCKER_CERT_PATH expects them
 
     @property
     def socket_path(self) -> str:
@@ -142,14 +146,31 @@ class DockerEngine:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
+def _client_cert_dir(data_root: str) -> tuple[str, list[str]]:
+    """A test CA, server and client certificates; returns the DOCKER_CERT_PATH directory and dockerd's TLS flags."""
+    ca = make_test_ca(os.path.join(data_root, "ca"))
+    server_cert, server_key = ca.issue("dockerd")
+    client_cert, client_key = ca.issue("client", client=True)
+    cert_path = os.path.join(data_root, "client-certs")
+    os.makedirs(cert_path)
+    for source, name in ((ca.cert_path, "ca.pem"), (client_cert, "cert.pem"), (client_key, "key.pem")):
+        shutil.copyfile(source, os.path.join(cert_path, name))
+    return cert_path, ["--tlsverify", "--tlscacert", ca.cert_path, "--tlscert", server_cert, "--tlskey", server_key]
+
+
 def start_dockerd(data_root: str) -> DockerEngine:
-    """Start a private dockerd (vfs, no networking) and wait until it answers; EngineUnavailable when it cannot run."""
+    """Start a private dockerd (vfs, no networking) and wait until it answers; EngineUnavailable when it cannot run.
+
+    It listens on a unix socket (plain) and on a loopback TCP port with TLS and client certificates.
+    """
     if not os.path.exists(DOCKERD):
         raise EngineUnavailable("dockerd is not installed (apt-get install docker.io; tests/setup/system.sh does it)")
     # Unix socket paths must stay under 108 bytes: keep the socket and the exec root (containerd's socket) short.
     directory = tempfile.mkdtemp(prefix="oci-d-", dir="/tmp")
     log_path = os.path.join(data_root, "dockerd.log")
     os.makedirs(data_root, exist_ok=True)
+    cert_path, tls_flags = _client_cert_dir(data_root)
+    tcp_host = "tcp://127.0.0.1:%d" % free_port()
     cmd = [
         DOCKERD,
         "--iptables=false",
@@ -162,12 +183,15 @@ def start_dockerd(data_root: str) -> DockerEngine:
         os.path.join(directory, "x"),
         "-H",
         "unix://" + os.path.join(directory, "d.sock"),
+        "-H",
+        tcp_host,
+        *tls_flags,
         "--pidfile",
         os.path.join(directory, "dockerd.pid"),
     ]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    engine = DockerEngine(directory, process, log_path)
+    engine = DockerEngine(directory, process, log_path, tcp_host, cert_path)
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
         if ping(engine.socket_path):
