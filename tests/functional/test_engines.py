@@ -131,6 +131,17 @@ def test_multi_arch_source_loads_one_platform_into_docker(docker_engine, tmp_pat
     assert "cannot hold a multi-arch index" in refused.result["msg"]
 
 
+def test_check_mode_into_docker_predicts_the_load_and_loads_nothing(docker_engine, tmp_path):
+    info = build_image(str(tmp_path / "check"), ref="v1", layer_sizes=(1000,), seed=69)
+    args = {"src": info["reference"], "dest": "docker-daemon:engines/check:1", "dest_daemon_host": docker_engine.host}
+    run = run_module("image_copy", args, check=True)
+    assert not run.failed, run.output
+    assert run.changed
+    result = run.result["results"][0]
+    assert (result["dest_digest_before"], result["dest_digest_after"]) == (None, info["config_digest"])
+    assert docker_engine.docker("image", "inspect", "engines/check:1", check=False).returncode != 0
+
+
 def test_failed_copy_into_docker_loads_nothing(docker_engine, tmp_path):
     info = build_image(str(tmp_path / "bad"), ref="v1", layer_sizes=(4000, 4000), seed=65)
     blob = os.path.join(info["layout"], "blobs", "sha256", info["layer_digests"][-1].partition(":")[2])
