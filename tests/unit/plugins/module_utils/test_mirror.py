@@ -1,0 +1,127 @@
+"""Tag selection, version ranges and skopeo-sync naming (pure functions; the functional tests run them for real)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.oci.images.plugins.module_utils._errors import OCIError
+from ansible_collections.oci.images.plugins.module_utils._mirror import TagSelection, select_repository_tags, sync_pairs
+from ansible_collections.oci.images.plugins.module_utils._options import ConnectionOptions
+from ansible_collections.oci.images.plugins.module_utils._versions import VersionRange, parse_version
+
+TAGS = ["1.0.0", "1.2.0", "v1.3.1", "1.3", "2.0.0", "2.1.0-rc1", "2.1.0", "latest", "1.2.3.4", "3.0.0-alpine", "dev-abc"]
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        (">=1.3.0,<2.1.0", ["v1.3.1", "1.3", "2.0.0"]),
+        (">= 1.3.0, < 2.1.0", ["v1.3.1", "1.3", "2.0.0"]),
+        (">=1.3.0 <2.1.0", ["v1.3.1", "1.3", "2.0.0"]),
+        ("^1.2", ["1.2.0", "v1.3.1", "1.3"]),
+        ("~1.2", ["1.2.0"]),
+        ("1.x", ["1.0.0", "1.2.0", "v1.3.1", "1.3"]),
+        ("^1 || 2.1.x", ["1.0.0", "1.2.0", "v1.3.1", "1.3", "2.1.0"]),
+        (">=2.1.0-rc0", ["2.1.0-rc1", "2.1.0"]),
+        ("*", ["1.0.0", "1.2.0", "v1.3.1", "1.3", "2.0.0", "2.1.0"]),
+        ("1.2 - 1.3", ["1.2.0", "1.3"]),
+    ],
+)
+def test_version_range_picks_versions_like_skopeo_sync(text, expected):
+    assert [t for t in TAGS if VersionRange(text).contains(t)] == expected
+
+
+@pytest.mark.parametrize("tag", ["latest", "1.2.3.4", "dev-abc", "", "v", "1..2"])
+def test_tags_that_are_not_versions_are_skipped(tag):
+    assert parse_version(tag) is None
+
+
+@pytest.mark.parametrize("text", [">=", "1.2.3 ||", "abc", ">=1.2.3.4.5"])
+def test_bad_range_is_a_clear_error(text):
+    with pytest.raises(OCIError):
+        VersionRange(text)
+
+
+@pytest.mark.parametrize(
+    "selection,expected",
+    [
+        ({}, TAGS),
+        ({"include": ["1\\..*"]}, ["1.0.0", "1.2.0", "1.3", "1.2.3.4"]),
+        ({"include": ["1\\.2"]}, []),  # whole-tag match: 1\.2 does not match 1.2.0
+        ({"exclude": ["dev-.*", "latest", ".*-.*"]}, ["1.0.0", "1.2.0", "v1.3.1", "1.3", "2.0.0", "2.1.0", "1.2.3.4"]),
+        ({"semver": ">=1.2.0,<3.0.0", "latest": 2}, ["2.0.0", "2.1.0"]),
+        ({"latest": 3}, ["2.0.0", "2.1.0-rc1", "2.1.0"]),  # pre-releases are versions too
+        ({"exclude": [".*-.*"], "latest": 3}, ["v1.3.1", "2.0.0", "2.1.0"]),
+        ({"include": ["dev-.*", "latest"], "latest": 1}, ["latest"]),
+    ],
+)
+def test_tag_selection_picks_exactly_the_expected_tags(selection, expected):
+    created = {"dev-abc": "2024-01-01T00:00:00Z", "latest": "2024-06-01T00:00:00Z"}
+    assert select_repository_tags(TAGS, TagSelection.from_option(selection), created.get) == expected
+
+
+def test_tag_selection_rejects_unknown_keys_and_bad_latest():
+    with pytest.raises(OCIError, match="unknown"):
+        TagSelection.from_option({"inclde": ["x"]})
+    with pytest.raises(OCIError, match="positive"):
+        TagSelection.from_option({"latest": 0})
+
+
+def _list_tags(calls):
+    def list_tags(reference, options):
+        calls.append((reference.name, options.username, options.validate_certs, options.cert_dir))
+        return ["1.0", "1.1", "2.0", "latest", "v3.0.0"]
+
+    return list_tags
+
+
+def test_sync_names_destinations_like_skopeo():
+    calls: list = []
+    spec = {
+        "quay.example.com": {
+            "images": {"team/app": ["1.0", "sha256:" + "a" * 64], "tools/busybox": []},
+            "images-by-tag-regex": {"team/web": "^1\\."},
+            "images-by-semver": {"team/api": ">=2.0.0"},
+            "credentials": {"username": "robot", "password": "secret"},
+            "tls-verify": False,
+            "cert-dir": "/etc/certs/quay",
+        }
+    }
+    pairs = sync_pairs(spec, "docker://mirror.example.com/m", ConnectionOptions(), _list_tags(calls))
+    dests = [str(p.dest) for p in pairs]
+    assert dests == [
+        "docker://mirror.example.com/m/app:1.0",
+        "docker://mirror.example.com/m/app@sha256:" + "a" * 64,
+        "docker://mirror.example.com/m/busybox:1.0",
+        "docker://mirror.example.com/m/busybox:1.1",
+        "docker://mirror.example.com/m/busybox:2.0",
+        "docker://mirror.example.com/m/busybox:latest",
+        "docker://mirror.example.com/m/busybox:v3.0.0",
+        "docker://mirror.example.com/m/web:1.0",
+        "docker://mirror.example.com/m/web:1.1",
+        "docker://mirror.example.com/m/api:2.0",
+        "docker://mirror.example.com/m/api:v3.0.0",
+    ]
+    assert str(pairs[0].src) == "docker://quay.example.com/team/app:1.0"
+    assert {(p.src_options.username, p.src_options.validate_certs, p.src_options.cert_dir) for p in pairs} == {("robot", False, "/etc/certs/quay")}
+    assert calls[0] == ("quay.example.com/tools/busybox", "robot", False, "/etc/certs/quay")
+
+
+def test_sync_scoped_and_append_suffix():
+    spec = {"quay.example.com": {"images": {"team/app": ["1.0"]}}}
+    (pair,) = sync_pairs(spec, "mirror.example.com/m", ConnectionOptions(), _list_tags([]), scoped=True, append_suffix="-mirror")
+    assert str(pair.dest) == "docker://mirror.example.com/m/quay.example.com/team/app:1.0-mirror"
+
+
+@pytest.mark.parametrize(
+    "spec,message",
+    [
+        ({}, "mapping"),
+        ({"quay.example.com": {"imagez": {}}}, "imagez"),
+        ({"quay.example.com": {"images": {"team/app:1.0": ["1.0"]}}}, "must be a repository"),
+        ({"quay.example.com": {"images-by-tag-regex": {"team/app": "("}}}, "regular expression"),
+    ],
+)
+def test_sync_bad_specs_fail_clearly(spec, message):
+    with pytest.raises(OCIError, match=message):
+        sync_pairs(spec, "mirror.example.com/m", ConnectionOptions(), _list_tags([]))
