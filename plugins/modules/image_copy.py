@@ -163,6 +163,32 @@ options:
       - When V(false), the first failure stops the task (copies already running finish, no new one starts).
     type: bool
     default: false
+  referrers:
+    description:
+      - Also copy what refers to each image (and to each image of a multi-arch index), keeping it attached -
+        manifests listed by the OCI referrers API or its fallback tag C(sha256-<hex>) (signatures, SBOMs, attestations pushed with a C(subject)),
+        copied by digest, and cosign-style tags C(sha256-<hex>.sig), C(.att) and C(.sbom), copied under the same names.
+      - When the destination registry has no referrers API (like distribution 2.8), its fallback tag index is written or merged,
+        as the OCI distribution spec tells clients to.
+      - One level only - referrers of referrers are not followed. Artifacts that are not images copy like images.
+      - Registry to registry only, and only when the destination keeps the source digest (no O(format), O(platforms) or O(multi_arch=system)).
+    type: bool
+    default: false
+  slice:
+    description:
+      - Copy only the images of this slice, so several workers split one mirror with every image copied exactly once.
+      - An image belongs to slice V(index) when the sha256 of its C("<src> -> <dest>") (normalized references) modulo V(count) is V(index).
+      - The M(oci.images.image_copy) calls of all workers must be given the same images and the same V(count).
+    type: dict
+    suboptions:
+      index:
+        description: This worker's slice, from V(0) to V(count - 1).
+        type: int
+        required: true
+      count:
+        description: How many slices (workers) there are.
+        type: int
+        required: true
 notes:
   - Credentials are never returned or logged; secret options are marked C(no_log).
   - C(docker-daemon:) talks to the Docker engine API on its socket; C(containers-storage:) runs C(podman) (which must be installed),
@@ -229,6 +255,20 @@ EXAMPLES = r"""
     sync_file: /etc/mirror/sync.yaml
     dest: registry.example.com/mirror
     keep_going: true
+
+- name: Mirror a repository with its signatures, SBOMs and other referrers
+  oci.images.image_copy:
+    src: docker://quay.io/team/app
+    dest: docker://registry.example.com/mirror/app
+    referrers: true
+
+- name: One of three workers of a split mirror (each image falls to exactly one worker)
+  oci.images.image_copy:
+    sync_file: /etc/mirror/sync.yaml
+    dest: registry.example.com/mirror
+    slice:
+      index: 1
+      count: 3
 
 - name: Report what changed
   ansible.builtin.debug:
@@ -301,6 +341,9 @@ results:
     seconds:
       description: Wall time of this copy.
       type: float
+    referrers:
+      description: With O(referrers), how many referrers and cosign-style tags the image has (each one present at the destination after the run).
+      type: int
     failed:
       description: Present and V(true) when this copy failed.
       type: bool
@@ -324,6 +367,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.oci.images.plugins.module_utils._commands import module_command_runner, set_command_runner
 from ansible_collections.oci.images.plugins.module_utils._connection_args import (
     connection_argument_spec,
     connection_constraints,
@@ -354,6 +398,8 @@ def main() -> None:
         parallel=dict(type="int", default=6),
         parallel_images=dict(type="int", default=4),
         keep_going=dict(type="bool", default=False),
+        referrers=dict(type="bool", default=False),
+        slice=dict(type="dict", options=dict(index=dict(type="int", required=True), count=dict(type="int", required=True))),
     )
     argument_spec.update(connection_argument_spec(SIDES))
     argument_spec.update(daemon_argument_spec(SIDES))
@@ -368,6 +414,7 @@ def main() -> None:
     )
     for library, error in missing_libraries():
         module.fail_json(msg=missing_required_lib(library), exception=error)
+    set_command_runner(module_command_runner(module))
 
     from ansible_collections.oci.images.plugins.module_utils._copy import CopyOptions, copy_image
     from ansible_collections.oci.images.plugins.module_utils._media import parse_platform
@@ -377,9 +424,11 @@ def main() -> None:
         is_repository,
         repository_pairs,
         select_repository_tags,
+        slice_pairs,
         sync_pairs,
     )
     from ansible_collections.oci.images.plugins.module_utils._reference import parse_reference
+    from ansible_collections.oci.images.plugins.module_utils._referrers import copy_referrers
     from ansible_collections.oci.images.plugins.module_utils._transports._open import registry_client
 
     params = module.params
@@ -420,6 +469,8 @@ def main() -> None:
                     module.fail_json(msg="tags selects tags of a repository: give src without a tag (%s names one image)" % src)
                 pairs = [CopyPair(src, dest, src_options)]
                 single = True
+        if params["slice"]:
+            pairs = slice_pairs(pairs, params["slice"]["index"], params["slice"]["count"])
     except OCIError as exc:
         module.fail_json(msg=exc.msg)
 
@@ -429,7 +480,20 @@ def main() -> None:
         if stop.is_set():
             return None
         try:
-            return copy_image(pair.src, pair.dest, pair.src_options, dest_options, options, check_mode=module.check_mode)
+            result = copy_image(pair.src, pair.dest, pair.src_options, dest_options, options, check_mode=module.check_mode)
+            if params["referrers"]:
+                attached = copy_referrers(
+                    pair.src,
+                    pair.dest,
+                    result,
+                    pair.src_options,
+                    dest_options,
+                    lambda src, dest: copy_image(src, dest, pair.src_options, dest_options, options, check_mode=module.check_mode),
+                    check_mode=module.check_mode,
+                )
+                result["referrers"] = attached["referrers"]
+                result["changed"] = result["changed"] or attached["changed"]
+            return result
         except OCIError as exc:
             if not params["keep_going"]:
                 stop.set()

@@ -210,6 +210,7 @@ method:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.oci.images.plugins.module_utils._commands import module_command_runner, set_command_runner
 from ansible_collections.oci.images.plugins.module_utils._connection_args import (
     connection_argument_spec,
     connection_constraints,
@@ -240,6 +241,7 @@ def main() -> None:
 
     for library, error in missing_libraries():
         module.fail_json(msg=missing_required_lib(library), exception=error)
+    set_command_runner(module_command_runner(module))
 
     from ansible_collections.oci.images.plugins.module_utils._delete import DeleteRequest, delete_image
     from ansible_collections.oci.images.plugins.module_utils._prune import PrunePolicy, parse_duration

@@ -313,6 +313,7 @@ image:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.oci.images.plugins.module_utils._commands import module_command_runner, set_command_runner
 from ansible_collections.oci.images.plugins.module_utils._connection_args import (
     connection_argument_spec,
     connection_constraints,
@@ -337,6 +338,7 @@ def main() -> None:
 
     for library, error in missing_libraries():
         module.fail_json(msg=missing_required_lib(library), exception=error)
+    set_command_runner(module_command_runner(module))
 
     # Imported after the dependency check so a missing library gives a clear message.
     from ansible_collections.oci.images.plugins.module_utils._inspect import describe_image

@@ -14,12 +14,13 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 
-from collection_tree import ensure_collection_tree  # noqa: E402
+from collection_tree import ensure_collection_tree, subprocess_runner  # noqa: E402
 
 sys.path.insert(0, ensure_collection_tree(os.path.dirname(os.path.dirname(HERE))))
 
 from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 
+from ansible_collections.oci.images.plugins.module_utils._commands import set_command_runner  # noqa: E402
 from ansible_collections.oci.images.plugins.module_utils._copy import CopyOptions, copy_image  # noqa: E402
 from ansible_collections.oci.images.plugins.module_utils._options import ConnectionOptions  # noqa: E402
 from ansible_collections.oci.images.plugins.module_utils._reference import parse_reference  # noqa: E402
@@ -33,6 +34,7 @@ def main() -> int:
     parser.add_argument("--parallel", type=int, default=6)
     parser.add_argument("--parallel-images", type=int, default=4)
     args = parser.parse_args()
+    set_command_runner(subprocess_runner)
     pairs = [{"src": args.src, "dest": args.dest}]
     if args.images:
         with open(args.images) as handle:

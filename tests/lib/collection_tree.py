@@ -27,3 +27,11 @@ def ensure_collection_tree(repo: str) -> str:
     os.symlink(target, tmp)
     os.replace(tmp, link)
     return root
+
+
+def subprocess_runner(args: list, data: bytes | None = None) -> tuple[int, bytes, bytes]:
+    """The command runner tests and benchmarks install where a module would install module.run_command."""
+    import subprocess
+
+    proc = subprocess.run(args, input=data, capture_output=True, check=False)
+    return proc.returncode, proc.stdout, proc.stderr

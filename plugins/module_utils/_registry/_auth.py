@@ -15,13 +15,13 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._errors import AuthenticationFailed, ConnectionFailure, PermissionDenied
+from .._commands import run_command
+from .._errors import AuthenticationFailed, ConnectionFailure, OCIError, PermissionDenied
 from .._options import ConnectionOptions
 
 DOCKER_HUB = "docker.io"
@@ -33,7 +33,6 @@ TOKEN_CLIENT_ID = "oci.images"
 DEFAULT_TOKEN_LIFETIME = 60
 # Refresh a token this long before it expires so it does not lapse mid-request.
 TOKEN_EXPIRY_MARGIN = 10
-HELPER_TIMEOUT = 30
 
 
 def api_host(registry: str) -> str:
@@ -137,16 +136,16 @@ def run_credential_helper(helper: str, server: str, source: str) -> Credentials 
     if path is None:
         raise AuthenticationFailed("credential helper %s named in %s is not on PATH: install it or remove it from the file" % (program, source))
     try:
-        proc = subprocess.run([path, "get"], input=server.encode("utf-8"), capture_output=True, timeout=HELPER_TIMEOUT, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise AuthenticationFailed("credential helper %s failed for %s: %s" % (program, server, type(exc).__name__)) from None
-    if proc.returncode != 0:
+        returncode, stdout, stderr = run_command([path, "get"], server.encode("utf-8"))
+    except OCIError as exc:
+        raise AuthenticationFailed("credential helper %s failed for %s: %s" % (program, server, exc.msg)) from None
+    if returncode != 0:
         # Helpers say "credentials not found in native keychain" when they have nothing: not an error.
-        if b"not found" in (proc.stdout + proc.stderr).lower():
+        if b"not found" in (stdout + stderr).lower():
             return None
-        raise AuthenticationFailed("credential helper %s failed for %s (exit status %d)" % (program, server, proc.returncode))
+        raise AuthenticationFailed("credential helper %s failed for %s (exit status %d)" % (program, server, returncode))
     try:
-        answer = json.loads(proc.stdout.decode("utf-8"))
+        answer = json.loads(stdout.decode("utf-8"))
     except ValueError:
         raise AuthenticationFailed("credential helper %s returned something that is not JSON for %s" % (program, server)) from None
     username, secret = answer.get("Username"), answer.get("Secret")

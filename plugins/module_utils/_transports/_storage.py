@@ -19,11 +19,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass, field, replace
 
-from .._errors import EngineError, InvalidReference, NotFound
+from .._commands import run_command
+from .._errors import EngineError, InvalidReference, NotFound, OCIError
 from .._options import ConnectionOptions
 from .._reference import ImageReference
 from ._archive import DockerArchiveDestination
@@ -70,17 +70,23 @@ def parse_store(spec: str | None, context: str = "") -> StoreSpec:
     return StoreSpec(driver, root or None, runroot if plus and runroot else None, options.split(",") if colon and options else [])
 
 
+@dataclass
+class PodmanResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
 class Podman:
     """Runs podman on one store. Arguments go as a list (no shell); no credential is ever passed."""
 
     def __init__(self, reference: ImageReference, options: ConnectionOptions):
         self.context = str(reference)
         self.store = parse_store(reference.store, self.context)
-        self.timeout = options.timeout
         self.binary = shutil.which("podman")
 
-    def run(self, args: list[str], timeout: float | None = None) -> subprocess.CompletedProcess:
-        """Run ``podman <store flags> ARGS``; stdout and stderr are captured as text."""
+    def run(self, args: list[str]) -> PodmanResult:
+        """Run ``podman <store flags> ARGS`` through the process's command runner; output decoded as text."""
         if self.binary is None:
             raise EngineError(
                 "%s: podman is not installed (or not on PATH); containers-storage: goes through podman: install it" % self.context,
@@ -88,18 +94,17 @@ class Podman:
             )
         cmd = [self.binary, *self.store.podman_flags(), *args]
         try:
-            return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False)
-        except subprocess.TimeoutExpired:
-            raise EngineError("%s: podman %s did not finish within %g seconds" % (self.context, " ".join(args[:2]), timeout or 0), self.context) from None
-        except OSError as e:
-            raise EngineError("%s: cannot run podman: %s" % (self.context, e), self.context) from None
+            returncode, stdout, stderr = run_command(cmd)
+        except OCIError as e:
+            raise EngineError("%s: cannot run podman: %s" % (self.context, e.msg), self.context) from None
+        return PodmanResult(returncode, stdout.decode("utf-8", "replace"), stderr.decode("utf-8", "replace"))
 
-    def failed(self, what: str, proc: subprocess.CompletedProcess) -> EngineError:
+    def failed(self, what: str, proc: PodmanResult) -> EngineError:
         message = proc.stderr.strip() or proc.stdout.strip() or "exit status %d" % proc.returncode
         return EngineError("%s: %s failed: podman said: %s" % (self.context, what, message), self.context)
 
     def exists(self, name: str) -> bool:
-        proc = self.run(["image", "exists", name], self.timeout)
+        proc = self.run(["image", "exists", name])
         if proc.returncode in (0, 1):
             return proc.returncode == 0
         raise self.failed("looking up %s" % name, proc)
@@ -108,7 +113,7 @@ class Podman:
         """``sha256:<ID>`` of the image ``name`` names in the store, or None when there is none."""
         if not self.exists(name):
             return None
-        proc = self.run(["image", "inspect", name], self.timeout)
+        proc = self.run(["image", "inspect", name])
         if proc.returncode != 0:
             raise self.failed("inspecting %s" % name, proc)
         try:
