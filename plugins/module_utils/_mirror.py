@@ -9,6 +9,7 @@ skopeo sync YAML structure (registry keys with ``images``, ``images-by-tag-regex
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import re
 from dataclasses import dataclass, replace
@@ -82,9 +83,7 @@ def is_repository(reference: ImageReference) -> bool:
 def repository_pairs(src: ImageReference, dest: ImageReference, tags: list[str], src_options: ConnectionOptions) -> list[CopyPair]:
     """One pair per tag, carried over by name."""
     if not dest.is_registry or dest.has_explicit_tag_or_digest:
-        raise OCIError(
-            "src %s names a repository (no tag), so dest must name a registry repository without a tag, not %s" % (src, dest), str(dest)
-        )
+        raise OCIError("src %s names a repository (no tag), so dest must name a registry repository without a tag, not %s" % (src, dest), str(dest))
     return [CopyPair(src.with_tag(tag), dest.with_tag(tag), src_options) for tag in tags]
 
 
@@ -172,3 +171,13 @@ def sync_pairs(
                     image = source.with_tag(tag)
                     pairs.append(CopyPair(image, _dest_for(image, dest_prefix, scoped, append_suffix), options))
     return pairs
+
+
+def slice_pairs(pairs: list[CopyPair], index: int, count: int) -> list[CopyPair]:
+    """The pairs whose stable hash of "src -> dest" modulo ``count`` is ``index``.
+
+    Every worker of a sliced mirror computes the same hash, so each image falls to exactly one of them.
+    """
+    if count < 1 or not 0 <= index < count:
+        raise OCIError("slice: index must be in 0..count-1 and count at least 1, not index=%r count=%r" % (index, count))
+    return [p for p in pairs if int(hashlib.sha256(("%s -> %s" % (p.src, p.dest)).encode("utf-8")).hexdigest(), 16) % count == index]

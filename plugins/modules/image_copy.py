@@ -436,6 +436,8 @@ def main() -> None:
         module.fail_json(msg="parallel and parallel_images must be at least 1")
     if (params["src"] or params["sync"] or params["sync_file"]) and not params["dest"]:
         module.fail_json(msg="dest is required with src, sync or sync_file")
+    if params["referrers"] and (params["format"] or params["platforms"] or params["multi_arch"] == "system"):
+        module.fail_json(msg="referrers name their subject by digest: they cannot stay attached with format, platforms or multi_arch: system")
     src_options = connection_options(params, "src_")
     dest_options = connection_options(params, "dest_")
     single = False  # one src/dest image (not a repository, list or sync): the module returns its digest
