@@ -165,7 +165,7 @@ def plan_copy(source: ImageSource, dest: ImageDestination, options: CopyOptions)
                     new_entries.append(entry)
                     continue
                 child_raw, child_type = source.get_manifest(entry["digest"])
-                write, child_blobs, _ = _plan_image(source, dest, child_raw, child_type or entry.get("mediaType"), options, context)
+                write, child_blobs, _unused = _plan_image(source, dest, child_raw, child_type or entry.get("mediaType"), options, context)
                 manifests.append(write)
                 for blob in child_blobs:
                     if blob.dest_digest not in seen_blobs:

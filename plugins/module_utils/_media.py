@@ -326,7 +326,7 @@ def select_manifest(index: dict, platform: dict, context: str) -> dict:
         for p, descriptor in candidates:
             if p.get("variant", "") == variant:
                 return descriptor
-    offered = sorted({platform_string(p) for p, _ in entries})
+    offered = sorted({platform_string(p) for p, _unused in entries})
     raise NotFound(
         "%s: no image for platform %s in the index; it offers: %s" % (context, platform_string(want), ", ".join(offered) or "no platforms"),
         context,

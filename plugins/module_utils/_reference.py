@@ -53,7 +53,7 @@ def validate_digest(digest: str, context: str = "") -> str:
     where = " in %s" % context if context else ""
     if not DIGEST_RE.match(digest or ""):
         raise InvalidReference("invalid digest %r%s: expected sha256:<64 hex characters>" % (digest, where), context or None)
-    algorithm, _, encoded = digest.partition(":")
+    algorithm, _unused, encoded = digest.partition(":")
     expected = _DIGEST_HEX.get(algorithm)
     if expected is None:
         raise InvalidReference("unsupported digest algorithm %r%s: use sha256, sha384 or sha512" % (algorithm, where), context or None)
@@ -156,7 +156,7 @@ def parse_docker_name(text: str, context: str | None = None) -> tuple[str, str, 
     name = text
     digest = None
     if "@" in name:
-        name, _, digest = name.partition("@")
+        name, _unused, digest = name.partition("@")
         validate_digest(digest, ctx)
     tag = None
     slash = name.rfind("/")
@@ -273,7 +273,7 @@ def _parse_containers_storage(rest: str, text: str) -> ImageReference:
     name, at, id_part = rest.partition("@")
     if at and re.match(r"^[a-f0-9]{64}$", id_part):
         # name@imageid form
-        registry, repository, tag, _ = parse_docker_name(name, text)
+        registry, repository, tag, _unused = parse_docker_name(name, text)
         return ImageReference("containers-storage", store=store, registry=registry, repository=repository, tag=tag, image_id="sha256:" + id_part, text=text)
     registry, repository, tag, digest = parse_docker_name(rest, text)
     return ImageReference("containers-storage", store=store, registry=registry, repository=repository, tag=tag, digest=digest, text=text)

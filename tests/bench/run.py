@@ -36,7 +36,7 @@ def timed(cmd: list[str]) -> tuple[float, int]:
     """Run a command; return (seconds, peak RSS in MiB of that process)."""
     started = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
+    _unused, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.monotonic() - started
     out, err = proc.stdout.read(), proc.stderr.read()
     proc.stdout.close()
@@ -62,7 +62,7 @@ def skopeo_copy(src: str, dest: str) -> tuple[float, int]:
 
 
 def median_of(n: int, run) -> tuple[float, int]:
-    samples = sorted(run() for _ in range(n))
+    samples = sorted(run() for _unused in range(n))
     return samples[len(samples) // 2]
 
 

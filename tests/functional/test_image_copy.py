@@ -56,7 +56,7 @@ def test_copy_oci_layout_to_registry_then_second_run_writes_nothing(registry, la
         assert second.changed is False
         assert second.result["unchanged"] == 1
         assert proxy.writes() == []
-        assert [m for m, _ in proxy.requests] == ["HEAD"]  # one manifest HEAD, nothing else
+        assert [m for m, _unused in proxy.requests] == ["HEAD"]  # one manifest HEAD, nothing else
 
 
 def test_copy_registry_to_registry_preserves_index_digest(registry, multi, skopeo):
@@ -75,7 +75,7 @@ def test_copy_registry_to_registry_preserves_index_digest(registry, multi, skope
 
 
 def test_copy_platform_subset_gives_index_with_exactly_those_entries(registry, multi, skopeo):
-    path, _ = multi
+    path, _unused = multi
     dest = "docker://%s/copy/subset:1" % registry.host
     run = copy("oci:%s:multi" % path, dest, platforms=["linux/arm64/v8", "linux/amd64"])
     assert not run.failed, run.output
@@ -99,7 +99,7 @@ def test_copy_system_platform_writes_one_image(registry, multi, skopeo):
 
 
 def test_format_conversion_matches_skopeo_digests(registry, layout, multi, skopeo):
-    path, _ = layout
+    path, _unused = layout
     ours = "docker://%s/copy/ours-v2s2:1" % registry.host
     theirs = "docker://%s/copy/skopeo-v2s2:1" % registry.host
     run = copy("oci:%s:v1" % path, ours, format="v2s2")
@@ -111,7 +111,7 @@ def test_format_conversion_matches_skopeo_digests(registry, layout, multi, skope
 
 
 def test_format_with_preserve_digests_is_refused(layout, tmp_path):
-    path, _ = layout
+    path, _unused = layout
     run = copy("oci:%s:v1" % path, "oci:%s:x" % (tmp_path / "out"), format="v2s2", preserve_digests=True)
     assert run.failed
     assert "preserve_digests" in run.result["msg"]
@@ -229,7 +229,7 @@ def test_skopeo_written_local_formats_copy_to_registry(registry, layout, tmp_pat
 
 
 def test_docker_archive_refuses_multi_arch_all(multi, tmp_path):
-    path, _ = multi
+    path, _unused = multi
     run = copy("oci:%s:multi" % path, "docker-archive:%s" % (tmp_path / "x.tar"), multi_arch="all")
     assert run.failed
     assert "multi_arch" in run.result["msg"]

@@ -274,7 +274,7 @@ def test_oci_layout_ref_delete_keeps_other_refs_and_removes_only_unreferenced_bl
 
 
 def test_dir_is_removed_only_when_it_holds_an_image(tmp_path, image_layout, skopeo):
-    path, _ = image_layout
+    path, _unused = image_layout
     target = tmp_path / "image-dir"
     skopeo.copy("oci:%s:c" % path, "dir:%s" % target)
     run = delete("dir:%s" % target)

@@ -85,7 +85,7 @@ def test_info_matches_skopeo_inspect_on_oci_image_in_registry(registry, labelled
 
 
 def test_info_matches_skopeo_inspect_on_docker_v2s2_image(registry, labelled_layout, skopeo):
-    layout, _ = labelled_layout
+    layout, _unused = labelled_layout
     ref = "docker://%s/info/v2s2:1.0" % registry.host
     skopeo.copy("oci:%s:v1" % layout, ref, "--format", "v2s2")
     run = run_module("image_info", {"image": ref, "validate_certs": False})
@@ -135,7 +135,7 @@ def test_info_on_index_names_available_platforms_when_platform_missing(registry,
 
 @pytest.mark.parametrize("transport", ["dir", "oci", "oci-archive", "docker-archive"])
 def test_info_reads_local_formats_written_by_skopeo(tmp_path, labelled_layout, skopeo, transport):
-    layout, _ = labelled_layout
+    layout, _unused = labelled_layout
     target = tmp_path / ("out." + transport)
     ref = "%s:%s" % (transport, target)
     if transport == "docker-archive":
@@ -152,7 +152,7 @@ def test_info_reads_local_formats_written_by_skopeo(tmp_path, labelled_layout, s
 
 
 def test_info_lists_tags_like_skopeo(registry, labelled_layout, skopeo):
-    layout, _ = labelled_layout
+    layout, _unused = labelled_layout
     repo = "docker://%s/info/tagged" % registry.host
     for tag in ("1.0", "1.1", "latest", "2.0-rc1"):
         skopeo.copy("oci:%s:v1" % layout, "%s:%s" % (repo, tag))
@@ -163,7 +163,7 @@ def test_info_lists_tags_like_skopeo(registry, labelled_layout, skopeo):
 
 
 def test_info_raw_returns_manifest_and_config(registry, labelled_layout, skopeo):
-    layout, _ = labelled_layout
+    layout, _unused = labelled_layout
     ref = "docker://%s/info/raw:1" % registry.host
     skopeo.copy("oci:%s:v1" % layout, ref)
     run = run_module("image_info", {"image": ref, "validate_certs": False, "raw": True})
@@ -175,7 +175,7 @@ def test_info_raw_returns_manifest_and_config(registry, labelled_layout, skopeo)
 
 @pytest.mark.parametrize("missing", ["tag", "repository"])
 def test_info_reports_missing_image_as_not_existing(registry, labelled_layout, skopeo, missing):
-    layout, _ = labelled_layout
+    layout, _unused = labelled_layout
     skopeo.copy("oci:%s:v1" % layout, "docker://%s/info/present:1" % registry.host)
     ref = "docker://%s/info/present:nope" % registry.host if missing == "tag" else "docker://%s/info/absent:1" % registry.host
     run = run_module("image_info", {"image": ref, "validate_certs": False})
@@ -221,7 +221,7 @@ def test_info_finds_credentials_in_podman_auth_file(basic_registry, labelled_lay
 
 
 def test_info_wrong_password_fails_without_showing_it(basic_registry, labelled_layout, skopeo):
-    layout, _ = labelled_layout
+    layout, _unused = labelled_layout
     ref = "docker://%s/info/secret:1" % basic_registry.host
     skopeo.copy("oci:%s:v1" % layout, ref, "--dest-creds", "%s:%s" % (basic_registry.username, basic_registry.password))
     wrong = "Wr0ng-Pa55word-zz9"

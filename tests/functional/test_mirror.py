@@ -74,9 +74,9 @@ def test_repository_second_run_is_one_head_per_side_per_tag_and_no_writes(regist
         assert second.changed is False
         assert second.result["unchanged"] == selected
         assert dest_proxy.writes() == []
-        assert sorted(m for m, _ in dest_proxy.requests) == ["HEAD"] * selected
+        assert sorted(m for m, _unused in dest_proxy.requests) == ["HEAD"] * selected
         manifest_requests = [(m, p) for m, p in src_proxy.requests if "/manifests/" in p]
-        assert sorted(m for m, _ in manifest_requests) == ["HEAD"] * selected
+        assert sorted(m for m, _unused in manifest_requests) == ["HEAD"] * selected
         assert not [p for m, p in src_proxy.requests if "/blobs/" in p]
 
 

@@ -74,13 +74,13 @@ def run_module(
         cmd.append("--diff")
     if verbosity:
         cmd.append("-" + "v" * verbosity)
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(env), timeout=timeout, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(env), timeout=timeout, stdin=subprocess.DEVNULL, check=False)
     matches = list(_RESULT_RE.finditer(proc.stdout))
     if not matches:
         raise AssertionError("no module result in ansible output (rc=%d):\n%s\n%s" % (proc.returncode, proc.stdout, proc.stderr))
     last = matches[-1]
     body = proc.stdout[last.end() - 1 :]
-    result, _ = json.JSONDecoder().raw_decode(body)
+    result, _unused = json.JSONDecoder().raw_decode(body)
     return ModuleRun(last.group(1), result, proc.stdout, proc.stderr, proc.returncode, args)
 
 
@@ -104,4 +104,4 @@ def run_playbook(
         cmd.append("--diff")
     if verbosity:
         cmd.append("-" + "v" * verbosity)
-    return subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(env), timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(env), timeout=timeout, stdin=subprocess.DEVNULL, check=False)

@@ -53,7 +53,7 @@ class CountingProxy:
                         value = value.replace("//" + proxy.upstream, "//" + proxy.host)
                     self.send_header(key, value)
                 data = response.read()
-                if "content-length" not in {k.lower() for k, _ in response.getheaders()}:
+                if "content-length" not in {k.lower() for k, _unused in response.getheaders()}:
                     self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 if self.command != "HEAD":

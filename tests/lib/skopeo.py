@@ -16,7 +16,7 @@ class SkopeoFailed(AssertionError):
 def skopeo(*args: str, timeout: float = 300) -> str:
     """Run skopeo with the insecure policy (tests have no /etc/containers/policy.json); return stdout."""
     cmd = [SKOPEO, "--insecure-policy", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False)
     if proc.returncode != 0:
         raise SkopeoFailed("%s failed (%d): %s" % (" ".join(cmd), proc.returncode, proc.stderr.strip()))
     return proc.stdout
@@ -39,7 +39,7 @@ def inspect(ref: str, *extra: str, tls_verify: bool = False) -> dict:
 def inspect_raw(ref: str, *extra: str, tls_verify: bool = False) -> bytes:
     """The raw manifest skopeo sees, as bytes."""
     cmd = [SKOPEO, "--insecure-policy", "inspect", "--raw", *tls_flag(ref, "--tls-verify", tls_verify), *extra, ref]
-    proc = subprocess.run(cmd, capture_output=True, timeout=300, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(cmd, capture_output=True, timeout=300, stdin=subprocess.DEVNULL, check=False)
     if proc.returncode != 0:
         raise SkopeoFailed("%s failed: %s" % (" ".join(cmd), proc.stderr.decode(errors="replace")))
     return proc.stdout

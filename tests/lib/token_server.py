@@ -123,7 +123,7 @@ def _make_handler(server: TokenServer):
             if not header.startswith("Basic "):
                 return None, True
             try:
-                user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+                user, _unused, password = base64.b64decode(header[6:]).decode().partition(":")
             except ValueError:
                 return None, False
             return user, server.users.get(user) == password

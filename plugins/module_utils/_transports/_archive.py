@@ -215,7 +215,7 @@ class ArchiveFiles:
     def _resolve(self, relative: str) -> tarfile.TarInfo | None:
         members = self._load()
         name = _clean(relative)
-        for _ in range(_MAX_LINK_HOPS):
+        for _unused in range(_MAX_LINK_HOPS):
             member = members.get(name)
             if member is None:
                 return None
@@ -333,7 +333,7 @@ class DockerArchiveSource(ImageSource):
                 for tag in item.get("RepoTags") or []:
                     available.append(tag)
                     try:
-                        registry, repository, tag_name, _ = parse_docker_name(tag, self.context)
+                        registry, repository, tag_name, _unused = parse_docker_name(tag, self.context)
                     except InvalidReference:
                         continue
                     if (registry, repository, tag_name) == wanted:
@@ -436,7 +436,7 @@ class DockerArchiveSource(ImageSource):
         if digest not in self._layers:
             raise NotFound("%s: blob %s is not part of this image" % (self.context, digest), self.context)
         path, uncompressed_size = self._layers[digest]
-        stream, _, compression = self._open_layer(path)
+        stream, _unused, compression = self._open_layer(path)
         if compression is not None:
             stream = _ClosingDecompressor(decompressing_stream(stream, compression, self.context), stream)
         return verified_stream(stream, digest, size if size is not None else uncompressed_size, self.context)

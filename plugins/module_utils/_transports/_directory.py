@@ -127,7 +127,7 @@ class DirectorySource(ImageSource):
                 if child is None:
                     raise NotFound("%s: manifest %s is not in %s" % (self.context, digest, self.files.root), self.context)
                 raw = verify_bytes(child, digest, "%s manifest %s" % (self.context, digest))
-        _, media_type = _media.parse_manifest(raw, None, self.context)
+        _unused, media_type = _media.parse_manifest(raw, None, self.context)
         return raw, media_type
 
     def open_blob(self, digest: str, size: int | None = None) -> BinaryIO:

@@ -54,7 +54,7 @@ _ALWAYS_WRITTEN = ("schemaVersion", "manifests", "digest", "size", "architecture
 
 def blob_path(digest: str) -> str:
     """``sha256:abc`` -> ``blobs/sha256/abc`` (the digest is validated first, so no path tricks)."""
-    algorithm, _, encoded = digest.partition(":")
+    algorithm, _unused, encoded = digest.partition(":")
     return "blobs/%s/%s" % (algorithm, encoded)
 
 
@@ -125,7 +125,7 @@ class OCILayoutSource(ImageSource):
                 % (self.context, self._location(), version, ", ".join(SUPPORTED_LAYOUT_VERSIONS)),
                 self.context,
             )
-        self._index, _ = _media.parse_manifest(raw_index, _media.OCI_INDEX, "%s (index.json)" % self.context)
+        self._index, _unused = _media.parse_manifest(raw_index, _media.OCI_INDEX, "%s (index.json)" % self.context)
         return self._index
 
     def descriptor(self) -> dict:
@@ -174,7 +174,7 @@ class OCILayoutSource(ImageSource):
                 "%s: manifest %s is %d bytes but index.json says %d" % (self.context, digest, len(raw), size),
                 self.context,
             )
-        _, media_type = _media.parse_manifest(raw, declared, self.context)
+        _unused, media_type = _media.parse_manifest(raw, declared, self.context)
         return raw, media_type
 
     def open_blob(self, digest: str, size: int | None = None) -> BinaryIO:
@@ -359,6 +359,6 @@ class OCILayoutDestination(LocalDestination):
             raw = DirectoryFiles(self.path).read(INDEX_FILE, _media.MAX_MANIFEST_BYTES, self.context)
             if raw is not None:
                 # Re-read under the lock: another writer may have added an entry since current_digest().
-                index, _ = _media.parse_manifest(raw, _media.OCI_INDEX, "%s (index.json)" % self.context)
+                index, _unused = _media.parse_manifest(raw, _media.OCI_INDEX, "%s (index.json)" % self.context)
             replace_file(os.path.join(self.path, INDEX_FILE), index_json_bytes(add_index_entry(index, self._entry)))
             sync_directory(self.path)

@@ -59,7 +59,7 @@ def parse_store(spec: str | None, context: str = "") -> StoreSpec:
         return StoreSpec()
     driver = None
     if "@" in spec:
-        driver, _, spec = spec.partition("@")
+        driver, _unused, spec = spec.partition("@")
         if not driver or not spec:
             raise InvalidReference("store specifier in %r: give [driver@root+runroot:options] with a driver and a root" % context, context)
     spec, colon, options = spec.partition(":")

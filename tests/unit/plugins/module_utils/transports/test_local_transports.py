@@ -164,7 +164,7 @@ def test_docker_archive_of_a_whole_gzip_file_is_read(oci_image, tmp_path, skopeo
     packed = tmp_path / "packed.tar.gz"
     packed.write_bytes(gzip.compress(plain.read_bytes()))
     with open_ref("docker-archive:%s" % packed) as source:
-        raw, _ = source.get_manifest()
+        raw, _unused = source.get_manifest()
         assert raw == skopeo.inspect_raw("docker-archive:%s" % plain)
         for layer in json.loads(raw)["layers"]:
             assert sha256(read_all(source, layer)) == layer["digest"]
@@ -347,7 +347,7 @@ def write_tar(path, members: dict, links: dict | None = None, hardlinks: dict | 
 
 def layout_members(oci_image) -> dict:
     members = {}
-    for root, _, names in os.walk(oci_image["layout"]):
+    for root, _unused, names in os.walk(oci_image["layout"]):
         for name in names:
             full = os.path.join(root, name)
             members[os.path.relpath(full, oci_image["layout"])] = read_bytes(full)

@@ -77,7 +77,7 @@ def _push_image(source, destination, raw, media_type, top, corrupt_layer) -> Non
 def listing(path) -> dict:
     """Every file under ``path`` with its bytes (for before/after comparisons)."""
     out = {}
-    for root, _, files in os.walk(path):
+    for root, _unused, files in os.walk(path):
         for name in files:
             full = os.path.join(root, name)
             with open(full, "rb") as f:
@@ -101,7 +101,7 @@ def read_back(ref: str) -> tuple[str, list[str]]:
     """Our reader's digest and layer digests for ``ref``."""
     with open_source(parse_reference(ref)) as source:
         raw, media_type = source.get_manifest()
-        doc, _ = _media.parse_manifest(raw, media_type, ref)
+        doc, _unused = _media.parse_manifest(raw, media_type, ref)
         layers = [layer["digest"] for layer in doc.get("layers") or []]
         return source.manifest_digest(raw), layers
 
