@@ -563,8 +563,9 @@ class ArchiveDestination(LocalDestination):
         return size
 
     def add_spooled(self, name: str, spool: str, size: int) -> None:
-        with open(spool, "rb") as f, self._tar_lock:
-            self._add_locked(self.member(name, size), f)
+        with open(spool, "rb") as f:
+            with self._tar_lock:
+                self._add_locked(self.member(name, size), f)
 
     def add_bytes(self, name: str, data: bytes) -> None:
         self.temp_dir()
