@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "lib"))
 
 from counting_proxy import CountingProxy  # noqa: E402
 from images import build_image  # noqa: E402
+from mirror_bench import run_mirror_cases  # noqa: E402
 from registries import start_registry  # noqa: E402
 
 MiB = 1024 * 1024
@@ -167,16 +168,24 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--out", default=os.path.join(HERE, "results", "latest.md"))
+    parser.add_argument("--mirror-tags", type=int, default=1000, help="tags of the repository in the large mirror case (mirror_bench.py)")
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="oci-images-bench-")
     bench = Bench(work, args.scale)
     try:
         bench.run()
+        run_mirror_cases(bench, args.mirror_tags)
     finally:
         bench.stop()
         shutil.rmtree(work, ignore_errors=True)
+    write_table(bench, args.scale, args.out)
+    return 0
+
+
+def write_table(bench: Bench, scale: float, out: str) -> None:
+    """Print the markdown table of every row and write it to ``out``."""
     lines = [
-        "Machine: %s; scale %.2f" % (machine(), args.scale),
+        "Machine: %s; scale %.2f" % (machine(), scale),
         "",
         "| case | ours (s) | skopeo (s) | ratio | ours peak RSS (MiB) | skopeo peak RSS (MiB) | goal | note |",
         "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |",
@@ -184,11 +193,10 @@ def main() -> int:
     for r in bench.rows:
         cells = (r["case"], r["ours_s"], r["skopeo_s"], r["ratio"], r["ours_rss"], r["skopeo_rss"], r["goal"], r["note"])
         lines.append("| %s | %.2f | %.2f | %.2f | %d | %d | %s | %s |" % cells)
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as handle:
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out, "w") as handle:
         handle.write("\n".join(lines) + "\n")
     print("\n".join(lines))
-    return 0
 
 
 if __name__ == "__main__":
