@@ -91,7 +91,7 @@ def _result(
         "deleted": deleted,
         "kept": kept,
         "kept_reasons": reasons or {},
-        "skipped": skipped or [],
+        "skipped_tags": skipped or [],
         "deleted_manifests": manifests or [],
         "freed_bytes": freed,
         "errors": errors or [],
