@@ -7,15 +7,15 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Callable
 from urllib.parse import quote, urljoin
 
 from .._digest import VerifyingReader, sha256_digest, verify_bytes
-from .._errors import DigestMismatch, InvalidManifest, NotFound, RegistryError, Unsupported
+from .._errors import ConnectionFailure, DigestMismatch, InvalidManifest, NotFound, OCIError, RegistryError, Unsupported
 from .._options import ConnectionOptions
 from .._reference import DIGEST_RE, validate_digest
 from ._auth import Authenticator, api_host, repository_scope
-from ._http import HttpSession
+from ._http import RETRY_STATUSES, HttpSession
 
 try:
     import requests
@@ -108,18 +108,38 @@ class ResumingBody:
             return None
 
     def read(self, n: int = -1) -> bytes:
+        """Up to ``n`` bytes (all that is left when ``n`` < 0); fewer only at the end of the blob."""
+        wanted = None if n is None or n < 0 else n
+        parts = []
+        got = 0
+        while wanted is None or got < wanted:
+            chunk = self._read_some(READ_CHUNK if wanted is None else wanted - got)
+            if not chunk:
+                break
+            parts.append(chunk)
+            got += len(chunk)
+        return b"".join(parts)
+
+    def _read_some(self, n: int) -> bytes:
+        # read1 hands over what has arrived, so bytes received before a drop are kept and the
+        # resume starts at the last byte received (a plain read would lose its partial buffer).
+        raw_read = getattr(self._response.raw, "read1", None)
         while True:
             try:
-                chunk = self._response.raw.read(n if n is not None and n >= 0 else None, decode_content=False)
+                if raw_read is not None:
+                    chunk = raw_read(n, decode_content=False)
+                else:
+                    chunk = self._response.raw.read(min(n, 64 * 1024), decode_content=False)
             except _BODY_READ_ERRORS:
                 chunk = None
             if chunk:
                 self.position += len(chunk)
                 return chunk
-            if (chunk == b"" and (self._total is None or self.position >= self._total)) or n == 0:
+            if chunk == b"" and (self._total is None or self.position >= self._total):
                 return b""
             # The body ended early or the connection failed: continue where it stopped.
             self._reopen()
+            raw_read = getattr(self._response.raw, "read1", None)
 
     def _reopen(self) -> None:
         if self._attempts_left <= 0:
@@ -378,6 +398,33 @@ class RegistryClient:
         return descriptors
 
     # --- write side ----------------------------------------------------------------------------
+    def _write_rechecking(self, method: str, path: str, repository: str, settled: Callable[[], bool], **kwargs: Any):
+        """Send a write that must not be repeated blindly; None when a re-check shows it already took effect.
+
+        After a lost answer (connection dropped, timeout, 5xx, 429) the write may or may not have
+        happened: ask the registry (``settled``) before sending it again.
+        """
+        attempts = self.http.attempts
+        for attempt in range(attempts):
+            last = attempt + 1 >= attempts
+            try:
+                response = self._request(method, path, repository, idempotent=False, **kwargs)
+            except ConnectionFailure:
+                if last:
+                    raise
+                response = None
+            if response is not None:
+                if last or (response.status_code not in RETRY_STATUSES and response.status_code != 429):
+                    return response
+                response.close()
+            try:
+                if settled():
+                    return None
+            except OCIError:
+                pass  # could not tell: send again
+            self.http._sleep_before_retry(attempt, response)
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def put_manifest(self, repository: str, ref: str, raw: bytes, media_type: str) -> str:
         """Store a manifest under a tag or digest; returns its digest."""
         what = self._where(repository, ref)
@@ -387,16 +434,18 @@ class RegistryClient:
         if DIGEST_RE.match(ref) and ":" in ref:
             verify_bytes(raw, ref, what)
             digest = ref
-        response = self._request(
+        response = self._write_rechecking(
             "PUT",
             "/v2/%s/manifests/%s" % (repository, quote(ref, safe=":")),
             repository,
+            lambda: (self.head_manifest(repository, ref) or ManifestHead(None, None, None)).digest == digest,
             actions="pull,push",
             headers={"Content-Type": media_type},
             data=raw,
-            idempotent=True,
             what=what,
         )
+        if response is None:
+            return digest
         with response:
             if response.status_code not in (200, 201, 202):
                 raise self._error(response, what, "store manifest")
@@ -487,7 +536,16 @@ class RegistryClient:
         """Delete a manifest by digest (removes every tag pointing at it)."""
         what = self._where(repository, digest)
         validate_digest(digest, what)
-        response = self._request("DELETE", "/v2/%s/manifests/%s" % (repository, digest), repository, actions="delete", idempotent=True, what=what)
+        response = self._write_rechecking(
+            "DELETE",
+            "/v2/%s/manifests/%s" % (repository, digest),
+            repository,
+            lambda: self.head_manifest(repository, digest) is None,
+            actions="delete",
+            what=what,
+        )
+        if response is None:
+            return
         with response:
             if response.status_code in (200, 202, 204):
                 return
