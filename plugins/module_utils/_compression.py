@@ -61,3 +61,30 @@ class GunzipReader:
         close = getattr(self._stream, "close", None)
         if close:
             close()
+
+
+class GzipCompressReader:
+    """Reads a stream and yields it gzip-compressed (level 6, no name, mtime 0: the same bytes every time)."""
+
+    def __init__(self, stream: BinaryIO, level: int = 6):
+        self._stream = stream
+        self._deflater = zlib.compressobj(level, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        self._buffer = b""
+        self._eof = False
+
+    def read(self, n: int = -1) -> bytes:
+        want = _CHUNK if n is None or n < 0 else n
+        while len(self._buffer) < want and not self._eof:
+            chunk = self._stream.read(_CHUNK)
+            if chunk:
+                self._buffer += self._deflater.compress(chunk)
+            else:
+                self._buffer += self._deflater.flush()
+                self._eof = True
+        data, self._buffer = self._buffer[:want], self._buffer[want:]
+        return data
+
+    def close(self) -> None:
+        close = getattr(self._stream, "close", None)
+        if close:
+            close()

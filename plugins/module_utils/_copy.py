@@ -10,13 +10,17 @@ wants_uncompressed_layers, can_mount, identity).
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import tempfile
 import threading
 import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from . import _media
-from ._compression import GunzipReader
+from ._compression import GunzipReader, GzipCompressReader
 from ._convert import convert_manifest, go_json, rewrite_index, uncompressed_manifest
 from ._digest import VerifyingReader, sha256_digest
 from ._errors import ConnectionFailure, OCIError, Unsupported
@@ -25,6 +29,7 @@ from ._reference import ImageReference
 from ._transports._base import ImageDestination, ImageSource
 from ._transports._open import open_destination, open_source
 
+_SPOOL_CHUNK = 1024 * 1024
 MULTI_ARCH_CHOICES = ("all", "system", "index_only")
 FORMAT_CHOICES = ("oci", "v2s2")
 _GZIP_LAYER_TYPES = (_media.OCI_LAYER_GZIP, _media.DOCKER_LAYER_GZIP, _media.DOCKER_LAYER_FOREIGN_GZIP, _media.OCI_LAYER_NONDISTRIBUTABLE_GZIP)
@@ -51,9 +56,10 @@ class BlobTransfer:
     digest: str  # as the source stores it
     size: int | None
     media_type: str | None
-    dest_digest: str  # as the destination stores it (the diff ID when stored uncompressed)
+    dest_digest: str | None  # as the destination stores it (the diff ID when stored uncompressed; None until compressed)
     dest_size: int | None
     decompress: bool = False
+    compress: bool = False  # the source serves this layer uncompressed; gzip it on the way (digest known afterwards)
 
 
 @dataclass
@@ -62,6 +68,8 @@ class ManifestWrite:
     media_type: str
     digest: str
     top: bool
+    # Set when layers are compressed during the copy: the manifest is finished (digests, sizes) after the blobs.
+    pending_doc: dict | None = None
 
 
 @dataclass
@@ -119,6 +127,14 @@ def _plan_image(
             blobs.append(BlobTransfer(layer["digest"], layer.get("size"), layer_type, target["digest"], None, decompress))
         new_raw = go_json(new_doc)
         return ManifestWrite(new_raw, _media.DOCKER_MANIFEST, sha256_digest(new_raw), False), blobs, config["digest"]
+    if getattr(source, "layers_stored_uncompressed", False):
+        # docker-archive and the engines hand out uncompressed tars under a gzip media type (as skopeo presents
+        # them): compress them, so what lands is what the manifest says. Digests are known only afterwards.
+        for layer in layers:
+            blobs.append(BlobTransfer(layer["digest"], layer.get("size"), layer.get("mediaType"), None, None, compress=True))
+        if options.format:
+            doc, media_type = convert_manifest(doc, media_type, options.format, context)
+        return ManifestWrite(b"", media_type, "", False, pending_doc=doc), blobs, config["digest"]
     for layer in layers:
         blobs.append(BlobTransfer(layer["digest"], layer.get("size"), layer.get("mediaType"), layer["digest"], layer.get("size")))
     if options.format:
@@ -134,6 +150,8 @@ def plan_copy(source: ImageSource, dest: ImageDestination, options: CopyOptions)
     context = str(source.reference)
     if options.format and options.preserve_digests:
         raise OCIError("format conversion changes digests: do not combine format with preserve_digests", context)
+    if dest.required_format and not options.format:
+        options = replace(options, format=dest.required_format)  # converts only manifests not already in that format
     top_raw, top_type = source.get_manifest()
     top_doc, top_type = _media.parse_manifest(top_raw, top_type, context)
     src_digest = source.manifest_digest(top_raw)
@@ -187,6 +205,17 @@ def plan_copy(source: ImageSource, dest: ImageDestination, options: CopyOptions)
         write.top = True
         manifests.append(write)
     top = manifests[-1]
+    if top.pending_doc is not None and dest.identity == "manifest":
+        # Layers get compressed on the way, so the new manifest digest is known only after the copy;
+        # up to date means: the destination names an image with the same config (image ID).
+        if options.preserve_digests:
+            raise OCIError(
+                "%s: its layers are stored uncompressed and get compressed for %s, which changes digests; unset preserve_digests" % (context, dest.reference),
+                context,
+            )
+        before = dest.current_digest()
+        same = before is not None and dest.current_config_digest() == config_digest
+        return CopyPlan(context, str(dest.reference), src_digest, before, before if same else None, options.force or not same, manifests, blobs)
     after = config_digest if dest.identity == "config" else top.digest
     if options.preserve_digests and top.digest != src_digest and dest.identity != "config":
         raise OCIError(
@@ -223,32 +252,90 @@ class _Counters:
             self.bytes += nbytes
 
 
+def _compress_to_spool(source: ImageSource, blob: BlobTransfer) -> tuple[str, str, int]:
+    """Gzip a layer the source serves uncompressed into a temporary file; (path, digest, size)."""
+    stream = source.open_blob(blob.digest, blob.size)
+    fd, path = tempfile.mkstemp(prefix="oci-images-layer-", suffix=".tar.gz")
+    hasher = hashlib.sha256()
+    size = 0
+    try:
+        with os.fdopen(fd, "wb") as out:
+            reader = GzipCompressReader(stream)
+            while True:
+                chunk = reader.read(_SPOOL_CHUNK)
+                if not chunk:
+                    break
+                out.write(chunk)
+                hasher.update(chunk)
+                size += len(chunk)
+    except BaseException:
+        os.unlink(path)
+        raise
+    finally:
+        stream.close()
+    return path, "sha256:" + hasher.hexdigest(), size
+
+
+def _put_compressed(source: ImageSource, dest: ImageDestination, blob: BlobTransfer, counters: _Counters, context: str) -> None:
+    path, digest, size = _compress_to_spool(source, blob)
+    try:
+        blob.dest_digest, blob.dest_size = digest, size
+        if dest.has_blob(digest, size):
+            counters.add("skipped")
+            return
+        with open(path, "rb") as spooled:
+            dest.put_blob(VerifyingReader(spooled, digest, size, context), digest, size, blob.media_type)
+        counters.add("copied", blob.size or size)
+    finally:
+        os.unlink(path)
+
+
 def _transfer_blob(source: ImageSource, dest: ImageDestination, blob: BlobTransfer, counters: _Counters, retries: int, cancelled: threading.Event) -> None:
     if cancelled.is_set():
         return
-    if dest.has_blob(blob.dest_digest, blob.dest_size):
-        counters.add("skipped")
-        return
-    if dest.can_mount and dest.mount_blob(blob.dest_digest, source):
-        counters.add("mounted")
-        return
     context = "%s -> %s" % (source.reference, dest.reference)
+    if not blob.compress:
+        if dest.has_blob(blob.dest_digest or "", blob.dest_size):
+            counters.add("skipped")
+            return
+        if dest.can_mount and dest.mount_blob(blob.dest_digest or "", source):
+            counters.add("mounted")
+            return
     attempt = 0
     while True:
-        stream = source.open_blob(blob.digest, blob.size)
-        reader = stream
-        if blob.decompress:
-            reader = VerifyingReader(GunzipReader(stream, context), blob.dest_digest, None, context)  # type: ignore[arg-type]
         try:
-            dest.put_blob(reader, blob.dest_digest, blob.dest_size, blob.media_type)
+            if blob.compress:
+                _put_compressed(source, dest, blob, counters, context)
+                return
+            stream = source.open_blob(blob.digest, blob.size)
+            reader = stream
+            if blob.decompress:
+                reader = VerifyingReader(GunzipReader(stream, context), blob.dest_digest or "", None, context)  # type: ignore[arg-type]
+            try:
+                dest.put_blob(reader, blob.dest_digest or "", blob.dest_size, blob.media_type)
+            finally:
+                reader.close()
             counters.add("copied", getattr(stream, "bytes_read", 0) or (blob.size or 0))
             return
         except ConnectionFailure:
             attempt += 1
             if attempt > retries or cancelled.is_set():
                 raise
-        finally:
-            reader.close()
+
+
+def _finish_manifest(write: ManifestWrite, blobs: list[BlobTransfer]) -> None:
+    """Put the digests and sizes of layers compressed during the copy into a pending manifest."""
+    if write.pending_doc is None:
+        return
+    compressed = {b.digest: b for b in blobs if b.compress and b.dest_digest}
+    doc = json.loads(json.dumps(write.pending_doc))
+    for layer in doc.get("layers") or []:
+        done = compressed.get(layer.get("digest"))
+        if done is not None:
+            layer["digest"], layer["size"] = done.dest_digest, done.dest_size
+    write.raw = go_json(doc)
+    write.digest = sha256_digest(write.raw)
+    write.pending_doc = None
 
 
 def execute_plan(plan: CopyPlan, source: ImageSource, dest: ImageDestination, options: CopyOptions) -> dict:
@@ -267,9 +354,11 @@ def execute_plan(plan: CopyPlan, source: ImageSource, dest: ImageDestination, op
             wait(pending)
             raise failure
     for write in plan.manifests:
+        _finish_manifest(write, plan.blobs)
         dest.put_manifest(write.raw, write.media_type, write.digest, write.top)
     dest.commit()
-    return {"copied": counters.copied, "skipped": counters.skipped, "mounted": counters.mounted, "bytes": counters.bytes}
+    top = plan.manifests[-1].digest if dest.identity == "manifest" else plan.dest_digest_after
+    return {"copied": counters.copied, "skipped": counters.skipped, "mounted": counters.mounted, "bytes": counters.bytes, "digest": top}
 
 
 def predict_blobs(plan: CopyPlan, dest: ImageDestination) -> dict:
@@ -337,6 +426,7 @@ def copy_image(
             else:
                 stats = execute_plan(plan, source, destination, options)
                 result["bytes_copied"] = stats.pop("bytes")
+                result["dest_digest_after"] = stats.pop("digest")
                 result["blobs"] = stats
     result["seconds"] = round(time.monotonic() - started, 3)
     return result

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import urllib.request
 
 import pytest
 from ansible_run import run_module
@@ -234,3 +235,46 @@ def test_docker_archive_refuses_multi_arch_all(multi, tmp_path):
     assert run.failed
     assert "multi_arch" in run.result["msg"]
     assert not (tmp_path / "x.tar").exists()
+
+
+def test_docker_archive_to_registry_gzips_layers_and_keeps_the_image(registry, layout, tmp_path, skopeo):
+    path, info = layout
+    archive = "docker-archive:%s:example.com/app:1.0" % (tmp_path / "saved.tar")
+    skopeo.copy("oci:%s:v1" % path, archive)
+    dest = "docker://%s/copy/from-saved:1" % registry.host
+    run = copy(archive, dest)
+    assert not run.failed, run.output
+    manifest = json.loads(skopeo.inspect_raw(dest))
+    config = json.loads(skopeo.skopeo("inspect", "--config", "--tls-verify=false", dest))
+    assert config["rootfs"]["diff_ids"] == info["diff_ids"]
+    for layer in manifest["layers"]:
+        assert layer["mediaType"] == "application/vnd.docker.image.rootfs.diff.tar.gzip"
+        with urllib.request.urlopen("%s/v2/copy/from-saved/blobs/%s" % (registry.url, layer["digest"]), timeout=30) as response:
+            assert response.read(2) == b"\x1f\x8b"
+    assert run.result["digest"] == digest_of(skopeo.inspect_raw(dest))
+    again = copy(archive, dest)
+    assert again.changed is False
+    back = tmp_path / "back.tar"
+    assert not copy(dest, "docker-archive:%s:example.com/app:1.0" % back).failed
+    assert skopeo.inspect("docker-archive:%s" % back)["Layers"] == info["diff_ids"]
+
+
+def test_docker_image_into_oci_layout_is_converted_to_oci(registry, layout, tmp_path, skopeo):
+    path, _ = layout
+    src = "docker://%s/copy/v2s2-src:1" % registry.host
+    skopeo.copy("oci:%s:v1" % path, src, "--format", "v2s2")
+    ours, theirs = "oci:%s:x" % (tmp_path / "ours"), "oci:%s:x" % (tmp_path / "theirs")
+    run = copy(src, ours)
+    assert not run.failed, run.output
+    skopeo.copy(src, theirs)
+    mine, skopeos = json.loads(skopeo.inspect_raw(ours)), json.loads(skopeo.inspect_raw(theirs))
+    # Same OCI manifest but for the config: skopeo re-marshals the config into the OCI struct, we keep its bytes.
+    assert mine["mediaType"] == skopeos["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    assert mine["layers"] == skopeos["layers"]
+    assert mine["config"]["mediaType"] == skopeos["config"]["mediaType"]
+    for key in ("architecture", "os", "config", "rootfs", "created"):
+        mine_config = json.loads(skopeo.skopeo("inspect", "--config", "--raw", ours))
+        assert mine_config[key] == json.loads(skopeo.skopeo("inspect", "--config", "--raw", theirs))[key]
+    refused = copy(src, "oci:%s:x" % (tmp_path / "kept"), preserve_digests=True)
+    assert refused.failed
+    assert "preserve_digests" in refused.result["msg"]

@@ -278,6 +278,9 @@ class DockerArchiveSource(ImageSource):
     though the bytes served are uncompressed — so digests agree with ``skopeo inspect``.
     """
 
+    #: The copy engine gzips these layers for destinations that keep layers compressed.
+    layers_stored_uncompressed = True
+
     def __init__(self, reference: ImageReference):
         super().__init__(reference)
         self.context = str(reference)
@@ -616,6 +619,7 @@ class OCIArchiveDestination(ArchiveDestination):
 
     kind = "OCI archive"
     can_hold_index = True
+    required_format = "oci"  # a tar of an OCI layout holds OCI manifests
 
     def __init__(self, reference: ImageReference):
         super().__init__(reference)

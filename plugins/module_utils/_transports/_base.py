@@ -105,6 +105,8 @@ class ImageDestination:
     can_mount = False
     #: How up-to-date is judged: "manifest" (digest of the top manifest) or "config" (image ID).
     identity = "manifest"
+    #: A manifest format ("oci", "v2s2") the destination can only hold; None when it holds any.
+    required_format: str | None = None
 
     def __init__(self, reference: ImageReference):
         self.reference = reference
@@ -112,6 +114,24 @@ class ImageDestination:
     def current_digest(self) -> str | None:
         """Digest the reference names now (manifest digest, or config digest when identity is "config")."""
         raise NotImplementedError
+
+    def current_config_digest(self) -> str | None:
+        """Config digest (image ID) of the single image the reference names now; None when absent or an index."""
+        if self.identity == "config":
+            return self.current_digest()
+        from .._errors import LocalFormatError, NotFound
+        from .._media import is_index, parse_manifest
+        from ._open import open_source
+
+        try:
+            with open_source(self.reference, getattr(self, "options", None)) as source:
+                raw, media_type = source.get_manifest()
+                doc, media_type = parse_manifest(raw, media_type, str(self.reference))
+        except (NotFound, LocalFormatError):
+            return None
+        if is_index(media_type):
+            return None
+        return (doc.get("config") or {}).get("digest")
 
     def has_blob(self, digest: str, size: int | None = None) -> bool:
         raise NotImplementedError

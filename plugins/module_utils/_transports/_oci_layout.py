@@ -270,6 +270,7 @@ class OCILayoutDestination(LocalDestination):
     """Writes one image or index into ``oci:PATH[:REF]``, keeping every other entry of an existing layout."""
 
     can_hold_index = True
+    required_format = "oci"  # an OCI layout holds OCI manifests (skopeo converts Docker ones too)
 
     def __init__(self, reference: ImageReference):
         super().__init__(reference)
