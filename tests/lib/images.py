@@ -138,9 +138,12 @@ def _write_image_blobs(
     variant: str | None,
     media: str,
     annotations: dict | None = None,
+    layer_keys=None,
 ) -> dict:
     types = _MEDIA[media]
-    layers = [write_layer(layout_dir, "%s:%d" % (key, i), size, name="layer%d.bin" % i) for i, size in enumerate(layer_sizes)]
+    # A layer's bytes come from its key: images given the same key for a layer share that blob.
+    keys = list(layer_keys) if layer_keys is not None else ["%s:%d" % (key, i) for i in range(len(layer_sizes))]
+    layers = [write_layer(layout_dir, keys[i], size, name="layer%d.bin" % i) for i, size in enumerate(layer_sizes)]
     config = {
         "architecture": architecture,
         "os": os,
@@ -220,13 +223,16 @@ def build_image(
     variant: str | None = None,
     media: str = "oci",
     annotations: dict | None = None,
+    layer_keys=None,
 ) -> dict:
     """Write one image into the OCI layout ``layout_dir`` under ``ref``; return its digests and sizes.
 
     ``media`` is ``oci`` or ``docker`` (Docker v2s2 media types inside the OCI layout; skopeo 1.9's
     ``oci:`` reader refuses those, so push them with the collection or convert with ``--format v2s2``).
+    ``layer_keys`` (one string per layer) replaces the seed for layer bytes: images built with the
+    same key for a layer of the same size share that layer, as images on a common base do.
     """
-    image = _write_image_blobs(layout_dir, str(seed), layer_sizes, labels, env, created, architecture, os, variant, media, annotations)
+    image = _write_image_blobs(layout_dir, str(seed), layer_sizes, labels, env, created, architecture, os, variant, media, annotations, layer_keys=layer_keys)
     add_to_index(layout_dir, {"mediaType": image["manifest_media_type"], "digest": image["manifest_digest"], "size": image["manifest_size"]}, ref)
     image["ref"] = ref
     image["reference"] = "oci:%s:%s" % (layout_dir, ref) if ref else "oci:%s" % layout_dir
