@@ -39,6 +39,8 @@ UPLOAD_CHUNK_SIZE = 16 * 1024 * 1024
 READ_CHUNK = 1024 * 1024
 _NOT_FOUND_CODES = ("MANIFEST_UNKNOWN", "NAME_UNKNOWN", "BLOB_UNKNOWN", "NOT_FOUND")
 _LINK_NEXT = re.compile(r'<([^>]*)>\s*;[^,]*rel="?next"?')
+# Registries and proxies sometimes quote request headers in their error text: never pass credentials on.
+_CREDENTIAL_IN_TEXT = re.compile(r"\b(Basic|Bearer)\s+[A-Za-z0-9._~+/=-]+|\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*", re.I)
 
 if HAS_REQUESTS:
     import urllib3.exceptions
@@ -64,6 +66,11 @@ class ManifestHead:
     size: int | None
 
 
+def scrub_credentials(text: str) -> str:
+    """``text`` with Basic/Bearer credentials and JWTs replaced by ``<redacted>``."""
+    return _CREDENTIAL_IN_TEXT.sub(lambda m: (m.group(1) + " <redacted>") if m.group(1) else "<redacted>", text)
+
+
 def registry_errors(response: Any) -> tuple[str | None, str]:
     """(first error code, "CODE: message; ...") from a registry's JSON error body, or (None, "HTTP n")."""
     try:
@@ -80,7 +87,7 @@ def registry_errors(response: Any) -> tuple[str | None, str]:
             continue
         code = str(err.get("code") or "")
         first = first or code or None
-        message = str(err.get("message") or "")
+        message = scrub_credentials(str(err.get("message") or ""))
         parts.append("%s: %s" % (code, message) if code and message else code or message)
     return first, "; ".join(parts) or "HTTP %d" % response.status_code
 
