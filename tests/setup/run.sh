@@ -94,10 +94,21 @@ stage_lint() {
     local targets
     local status=0
     mapfile -t targets < <(existing_dirs plugins tests demo)
-    # Both checks run, so one run lists every lint and format problem.
+    # Every check runs, so one run lists every lint and format problem.
     "$VENV/bin/ruff" check --output-format concise "${targets[@]}" || status=1
     "$VENV/bin/ruff" format --check "${targets[@]}" || status=1
+    stage_ansible-lint || status=1
     return $status
+}
+
+# ansible-lint (production profile, .ansible-lint) over the collection: roles/, the demo and example
+# playbooks, galaxy.yml and meta/. Offline: the collection under test is found through
+# ANSIBLE_COLLECTIONS_PATH, nothing is installed from Galaxy.
+stage_ansible-lint() {
+    local tools=.venv-tools root
+    tests/setup/venv.sh "$tools" tests/requirements-tools.txt 3.11 3.12 3.13
+    root=$("$tools/bin/python" -c 'import sys; sys.path.insert(0, "tests/lib"); from collection_tree import ensure_collection_tree; print(ensure_collection_tree("."))')
+    ANSIBLE_COLLECTIONS_PATH="$root" PATH="$repo/$tools/bin:$PATH" "$tools/bin/ansible-lint" --nocolor
 }
 
 stage_changelog-lint() { "$VENV/bin/antsibull-changelog" lint; }
@@ -115,18 +126,9 @@ stage_units() {
     "$VENV/bin/python" -m pytest "${targets[@]}" ${PYTEST_ARGS:-}
 }
 
-stage_docs() {
-    local root module modules=()
-    root=$("$VENV/bin/python" -c 'import sys; sys.path.insert(0, "tests/lib"); from collection_tree import ensure_collection_tree; print(ensure_collection_tree("."))')
-    for module in plugins/modules/*.py; do
-        [[ -e "$module" ]] && modules+=("oci.images.$(basename "$module" .py)")
-    done
-    if [[ ${#modules[@]} -eq 0 ]]; then
-        echo "no modules in plugins/modules"
-        return 0
-    fi
-    ANSIBLE_COLLECTIONS_PATH="$root" PAGER=cat "$VENV/bin/ansible-doc" -t module "${modules[@]}"
-}
+# Renders every plugin's and role's documentation into docs/modules/ (antsibull-docs);
+# tests/functional/test_docs.py fails when the committed rendering differs from a fresh one.
+stage_docs() { tests/setup/render_docs.sh docs/modules; }
 
 stage_changelog-release() {
     # antsibull-changelog asks ansible-doc (found on PATH) for the new plugins of the release.
@@ -148,7 +150,7 @@ stage_demo() { bash demo/run.sh; }
 is_setup_stage() { [[ "$1" == system || "$1" == venvs ]]; }
 
 if [[ $# -eq 0 ]]; then
-    echo "usage: run.sh STAGE [STAGE...]; stages: system venvs lint changelog-lint sanity-2.18 sanity-newest units docs changelog-release bench demo" >&2
+    echo "usage: run.sh STAGE [STAGE...]; stages: system venvs lint ansible-lint changelog-lint sanity-2.18 sanity-newest units docs changelog-release bench demo" >&2
     exit 2
 fi
 
