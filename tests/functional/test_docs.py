@@ -68,3 +68,12 @@ def test_readme_links_every_guide_and_the_module_docs():
 def test_readme_links_lead_to_files_that_exist():
     broken = sorted(link for link in _readme_links() if not os.path.exists(os.path.join(REPO, link)))
     assert not broken, "README.md links to missing files: %s" % ", ".join(broken)
+
+
+def test_getting_started_shows_the_linted_example_playbook():
+    with open(os.path.join(REPO, "docs", "examples", "first-playbook.yml")) as f:
+        # The guide shows the playbook without its two header lines (document start and comment).
+        example = f.read().split("\n", 2)[2]
+    with open(os.path.join(REPO, "docs", "getting-started.md")) as f:
+        guide = f.read()
+    assert "```yaml\n" + example + "```" in guide, "docs/getting-started.md and docs/examples/first-playbook.yml differ"
