@@ -176,7 +176,9 @@ kept_reasons:
   type: dict
   sample: {"latest": "matches keep_tags", "build-18": "among the 10 most recently created"}
 skipped_tags:
-  description: Tags chosen for deletion that vanished or moved to another digest before the module acted on them; they were left alone. (Not called C(skipped), since Ansible would report the whole task as skipped.)
+  description:
+    - Tags chosen for deletion that vanished or moved to another digest before the module acted on them; they were left alone.
+    - Not called C(skipped), since Ansible would report the whole task as skipped.
   returned: always
   type: list
   elements: dict

@@ -26,7 +26,9 @@ def _render(dest: str) -> None:
 def _plugin_pages() -> set[str]:
     pages = {os.path.basename(p)[:-3] + "_module.rst" for p in glob.glob(os.path.join(REPO, "plugins", "modules", "*.py"))}
     pages |= {os.path.basename(p)[:-3] + "_lookup.rst" for p in glob.glob(os.path.join(REPO, "plugins", "lookup", "*.py"))}
-    pages |= {os.path.basename(os.path.dirname(os.path.dirname(p))) + "_role.rst" for p in glob.glob(os.path.join(REPO, "roles", "*", "meta", "argument_specs.yml"))}
+    pages |= {
+        os.path.basename(os.path.dirname(os.path.dirname(p))) + "_role.rst" for p in glob.glob(os.path.join(REPO, "roles", "*", "meta", "argument_specs.yml"))
+    }
     return {page for page in pages if not page.startswith("_")}
 
 
