@@ -5,7 +5,7 @@
 ``plan_copy`` is the one function that decides whether the destination is up to date; check
 mode, diff and the real run all use its answer. The engine never asks which transport it
 holds: what differs is expressed by attributes of the destination (can_hold_index,
-wants_uncompressed_layers, can_mount, identity).
+wants_uncompressed_layers, can_mount_from, identity, required_format).
 """
 
 from __future__ import annotations
@@ -295,11 +295,12 @@ def _transfer_blob(source: ImageSource, dest: ImageDestination, blob: BlobTransf
         return
     context = "%s -> %s" % (source.reference, dest.reference)
     if not blob.compress:
+        # Within one registry a mount is one request whether or not the blob is already there, so it goes first.
+        if dest.can_mount_from(source) and dest.mount_blob(blob.dest_digest or "", source):
+            counters.add("mounted")
+            return
         if dest.has_blob(blob.dest_digest or "", blob.dest_size):
             counters.add("skipped")
-            return
-        if dest.can_mount and dest.mount_blob(blob.dest_digest or "", source):
-            counters.add("mounted")
             return
     attempt = 0
     while True:
@@ -361,9 +362,11 @@ def execute_plan(plan: CopyPlan, source: ImageSource, dest: ImageDestination, op
     return {"copied": counters.copied, "skipped": counters.skipped, "mounted": counters.mounted, "bytes": counters.bytes, "digest": top}
 
 
-def predict_blobs(plan: CopyPlan, dest: ImageDestination) -> dict:
+def predict_blobs(plan: CopyPlan, dest: ImageDestination, source: ImageSource) -> dict:
     """What a real run would do with each blob, asked read-only (check mode)."""
-    skipped = sum(1 for blob in plan.blobs if dest.has_blob(blob.dest_digest, blob.dest_size))
+    if dest.can_mount_from(source):
+        return {"copied": 0, "skipped": 0, "mounted": len(plan.blobs)}
+    skipped = sum(1 for blob in plan.blobs if blob.dest_digest and dest.has_blob(blob.dest_digest, blob.dest_size))
     return {"copied": len(plan.blobs) - skipped, "skipped": skipped, "mounted": 0}
 
 
@@ -422,7 +425,7 @@ def copy_image(
         }
         if plan.changed:
             if check_mode:
-                result["blobs"] = predict_blobs(plan, destination)
+                result["blobs"] = predict_blobs(plan, destination, source)
             else:
                 stats = execute_plan(plan, source, destination, options)
                 result["bytes_copied"] = stats.pop("bytes")

@@ -91,7 +91,7 @@ class ImageDestination:
     """Write side of a transport. The copy engine drives it in this order, and only this order:
 
     1. ``current_digest()`` — what the reference names now (None when absent); decides idempotency.
-    2. per blob: ``has_blob()``; else ``mount_blob()`` (registries); else ``put_blob()``.
+    2. per blob: ``mount_blob()`` when ``can_mount_from(source)``; else ``has_blob()``; else ``put_blob()``.
     3. ``put_manifest(top=False)`` for each child of an index, then ``put_manifest(top=True)`` once.
     4. ``commit()`` — local destinations move their temporary tree into place here.
     On any failure the engine calls ``abort()``, which must leave the destination as it was.
@@ -101,8 +101,6 @@ class ImageDestination:
     can_hold_index = True
     #: True when layers must be stored uncompressed, named by their diff ID (docker-archive, docker-daemon).
     wants_uncompressed_layers = False
-    #: True when ``mount_blob`` can reuse a blob from another repository of the same registry.
-    can_mount = False
     #: How up-to-date is judged: "manifest" (digest of the top manifest) or "config" (image ID).
     identity = "manifest"
     #: A manifest format ("oci", "v2s2") the destination can only hold; None when it holds any.
@@ -135,6 +133,10 @@ class ImageDestination:
 
     def has_blob(self, digest: str, size: int | None = None) -> bool:
         raise NotImplementedError
+
+    def can_mount_from(self, source: ImageSource) -> bool:
+        """Whether ``mount_blob`` can reuse blobs of ``source`` (asked without any request)."""
+        return False
 
     def mount_blob(self, digest: str, source: ImageSource) -> bool:
         """Reuse the blob from ``source`` without moving bytes; False when not possible."""

@@ -64,7 +64,6 @@ class RegistryDestination(ImageDestination):
     """A tag (or digest) in a registry repository. Writes blobs, then manifests; a tag moves last."""
 
     can_hold_index = True
-    can_mount = True
 
     def __init__(self, reference: ImageReference, options: ConnectionOptions | None = None, client: RegistryClient | None = None):
         super().__init__(reference)
@@ -81,11 +80,14 @@ class RegistryDestination(ImageDestination):
         # Existence is per repository in distribution: a blob elsewhere on the registry is mounted, not assumed.
         return self.client.head_blob(self.repository, digest) is not None
 
-    def mount_blob(self, digest: str, source: ImageSource) -> bool:
+    def can_mount_from(self, source: ImageSource) -> bool:
         origin = source.reference
-        if origin.transport != self.reference.transport or origin.registry != self.reference.registry or origin.repository == self.repository:
+        return origin.transport == self.reference.transport and origin.registry == self.reference.registry and origin.repository != self.repository
+
+    def mount_blob(self, digest: str, source: ImageSource) -> bool:
+        if not self.can_mount_from(source):
             return False
-        return self.client.mount_blob(self.repository, digest, origin.repository or "")
+        return self.client.mount_blob(self.repository, digest, source.reference.repository or "")
 
     def put_blob(self, stream: BinaryIO, digest: str, size: int | None, media_type: str | None = None) -> None:
         if size is None:
