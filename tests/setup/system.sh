@@ -3,9 +3,13 @@
 # docker engine, htpasswd, openssl), shellcheck for ansible-test's shellcheck sanity test, and
 # python3-venv for machines whose only Python 3.11 is Debian's.
 # Idempotent: apt-get runs only when a package is missing, so repeat runs cost a dpkg query.
+# With arguments, only those packages (the demo needs fewer than the tests).
 set -euo pipefail
 
 packages=(docker-registry skopeo podman docker.io apache2-utils openssl shellcheck python3-venv make git)
+if [[ $# -gt 0 ]]; then
+    packages=("$@")
+fi
 
 missing=()
 for package in "${packages[@]}"; do
