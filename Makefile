@@ -1,7 +1,9 @@
 # Every test and tool of the collection runs through tests/setup/run.sh, which installs what is
 # missing (Debian packages, pinned venvs) and prints the time each stage took.
-#   make test    everything CI runs: lint, changelog lint, ansible-test sanity on two ansible-core
-#                versions, unit and functional tests
+#   make demo    the main job: two throwaway registries, a sample repository, demo/playbook.yml
+#   make test    everything CI runs: lint (ruff, ansible-lint), changelog lint, ansible-test sanity
+#                on two ansible-core versions, unit and functional tests
+#   make docs    render the plugin and role docs into docs/modules/ (antsibull-docs)
 #   make units PYTEST_ARGS="-k copy"    pytest only (tests/unit and tests/functional)
 
 RUN := tests/setup/run.sh
