@@ -54,7 +54,7 @@ def measured_tree(cmd: list[str], env: dict | None = None) -> tuple[float, int, 
     readers = [threading.Thread(target=drain, args=(n, s)) for n, s in (("out", proc.stdout), ("err", proc.stderr))]
     for reader in readers:
         reader.start()
-    _, status, usage = os.wait4(proc.pid, 0)
+    _unused, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.monotonic() - started
     for reader in readers:
         reader.join()
@@ -104,18 +104,18 @@ def _ansible(args: dict) -> tuple[float, int, dict]:
     cmd = [os.path.join(BIN, "ansible"), "localhost", "-i", "localhost,", "-c", "local", "-m", "oci.images.image_copy", "-a", json.dumps(args)]
     seconds, rss, out = measured_tree(cmd, env=ansible_env())
     body = out[out.index("{") :]
-    result, _ = json.JSONDecoder().raw_decode(body)
+    result, _unused = json.JSONDecoder().raw_decode(body)
     return seconds, rss, result
 
 
 def _sync(yaml_file: str, dest: str) -> tuple[float, int]:
     cmd = [SKOPEO, "--insecure-policy", "sync", "--all", "--src", "yaml", "--dest", "docker", "--dest-tls-verify=false", yaml_file, dest]
-    seconds, rss, _ = measured_tree(cmd)
+    seconds, rss, _unused = measured_tree(cmd)
     return seconds, rss
 
 
 def _median(n: int, run) -> tuple:
-    samples = sorted((run() for _ in range(n)), key=lambda s: s[0])
+    samples = sorted((run() for _unused in range(n)), key=lambda s: s[0])
     return samples[len(samples) // 2]
 
 

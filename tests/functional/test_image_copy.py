@@ -260,7 +260,7 @@ def test_docker_archive_to_registry_gzips_layers_and_keeps_the_image(registry, l
 
 
 def test_docker_image_into_oci_layout_is_converted_to_oci(registry, layout, tmp_path, skopeo):
-    path, _ = layout
+    path, _unused = layout
     src = "docker://%s/copy/v2s2-src:1" % registry.host
     skopeo.copy("oci:%s:v1" % path, src, "--format", "v2s2")
     ours, theirs = "oci:%s:x" % (tmp_path / "ours"), "oci:%s:x" % (tmp_path / "theirs")
