@@ -47,6 +47,42 @@ class CopyOptions:
     force: bool = False
     parallel: int = 6
     retries: int = 3
+    #: Shared by the copies of one task, so images copied in parallel upload a common layer once.
+    ledger: BlobLedger | None = None
+
+
+class BlobLedger:
+    """Which blobs are landing, or have landed, where — across the images of one task.
+
+    Only for destinations whose blobs become visible on upload (``dest.blob_scope()`` not None):
+    the first copy that needs a blob uploads it, others needing the same blob there wait for it
+    and count it as skipped instead of uploading it again.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._events: dict = {}
+        self._landed: set = set()
+
+    def claim(self, key) -> threading.Event | None:
+        """None when the caller must transfer the blob (and then call ``done``); else an event to wait on."""
+        with self._lock:
+            event = self._events.get(key)
+            if event is None:
+                self._events[key] = threading.Event()
+                return None
+            return event
+
+    def done(self, key, landed: bool) -> None:
+        with self._lock:
+            event = self._events.pop(key) if not landed else self._events[key]
+            if landed:
+                self._landed.add(key)
+        event.set()
+
+    def landed(self, key) -> bool:
+        with self._lock:
+            return key in self._landed
 
 
 @dataclass
@@ -290,9 +326,34 @@ def _put_compressed(source: ImageSource, dest: ImageDestination, blob: BlobTrans
         os.unlink(path)
 
 
-def _transfer_blob(source: ImageSource, dest: ImageDestination, blob: BlobTransfer, counters: _Counters, retries: int, cancelled: threading.Event) -> None:
+def _transfer_blob(
+    source: ImageSource, dest: ImageDestination, blob: BlobTransfer, counters: _Counters, options: CopyOptions, cancelled: threading.Event
+) -> None:
     if cancelled.is_set():
         return
+    scope = dest.blob_scope()
+    ledger = options.ledger if scope is not None and not blob.compress else None
+    if ledger is None:
+        _transfer_blob_once(source, dest, blob, counters, options.retries, cancelled)
+        return
+    key = (scope, blob.dest_digest)
+    while True:
+        waiting = ledger.claim(key)
+        if waiting is None:
+            break
+        waiting.wait()
+        if ledger.landed(key):
+            counters.add("skipped")
+            return
+    landed = False
+    try:
+        _transfer_blob_once(source, dest, blob, counters, options.retries, cancelled)
+        landed = not cancelled.is_set()
+    finally:
+        ledger.done(key, landed)
+
+
+def _transfer_blob_once(source: ImageSource, dest: ImageDestination, blob: BlobTransfer, counters: _Counters, retries: int, cancelled: threading.Event) -> None:
     context = "%s -> %s" % (source.reference, dest.reference)
     if not blob.compress:
         # Within one registry a mount is one request whether or not the blob is already there, so it goes first.
@@ -345,7 +406,7 @@ def execute_plan(plan: CopyPlan, source: ImageSource, dest: ImageDestination, op
     cancelled = threading.Event()
     workers = max(1, min(options.parallel, len(plan.blobs)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="oci-images-blob") as pool:
-        futures = [pool.submit(_transfer_blob, source, dest, blob, counters, options.retries, cancelled) for blob in plan.blobs]
+        futures = [pool.submit(_transfer_blob, source, dest, blob, counters, options, cancelled) for blob in plan.blobs]
         done, pending = wait(futures, return_when=FIRST_EXCEPTION)
         failure = next((f.exception() for f in done if f.exception() is not None), None)
         if failure is not None:

@@ -416,7 +416,7 @@ def main() -> None:
         module.fail_json(msg=missing_required_lib(library), exception=error)
     set_command_runner(module_command_runner(module))
 
-    from ansible_collections.oci.images.plugins.module_utils._copy import CopyOptions, copy_image
+    from ansible_collections.oci.images.plugins.module_utils._copy import BlobLedger, CopyOptions, copy_image
     from ansible_collections.oci.images.plugins.module_utils._media import parse_platform
     from ansible_collections.oci.images.plugins.module_utils._mirror import (
         CopyPair,
@@ -454,6 +454,7 @@ def main() -> None:
             force=params["force"],
             parallel=params["parallel"],
             retries=params["retries"],
+            ledger=BlobLedger(),
         )
         if params["sync"] or params["sync_file"]:
             spec = params["sync"] or _read_sync_file(module, params["sync_file"])

@@ -115,3 +115,28 @@ def test_sync_unknown_key_is_refused(registry):
     run = run_module("image_copy", {"sync": {registry.host: {"imagez": {}}}, "dest": "%s/m" % registry.host})
     assert run.failed
     assert "imagez" in run.result["msg"]
+
+
+def test_shared_layers_are_uploaded_once_per_destination_repository(registry, fresh_registry, tmp_path, skopeo):
+    layout = str(tmp_path / "shared")
+    blobs = set()
+    for i in range(6):
+        info = build_image(layout, ref="t%d" % i, layer_sizes=(4096, 2048), layer_keys=["base", "app-%d" % i], seed=700 + i)
+        blobs.update(info["layer_digests"] + [info["config_digest"]])
+        skopeo.copy("oci:%s:t%d" % (layout, i), "docker://%s/shared/app:%d.0.0" % (registry.host, i))
+    target = fresh_registry("plain")
+    with CountingProxy(target.host) as proxy:
+        run = run_module(
+            "image_copy",
+            {
+                "src": "docker://%s/shared/app" % registry.host,
+                "dest": "docker://%s/shared/app" % proxy.host,
+                "parallel_images": 6,
+                "src_validate_certs": False,
+                "dest_validate_certs": False,
+            },
+        )
+        assert not run.failed, run.output
+        uploads = [p for m, p in proxy.requests if m == "POST" and "/blobs/uploads/" in p]
+    assert len(uploads) == len(blobs)  # the base layer once, not six times
+    assert sum(r["blobs"]["copied"] for r in run.result["results"]) == len(blobs)

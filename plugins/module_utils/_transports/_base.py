@@ -134,6 +134,11 @@ class ImageDestination:
     def has_blob(self, digest: str, size: int | None = None) -> bool:
         raise NotImplementedError
 
+    def blob_scope(self):
+        """Where this destination's blobs become visible as soon as they are uploaded (shared by copies into the
+        same place), or None when each copy stages its own (local destinations commit at the end)."""
+        return None
+
     def can_mount_from(self, source: ImageSource) -> bool:
         """Whether ``mount_blob`` can reuse blobs of ``source`` (asked without any request)."""
         return False

@@ -80,6 +80,9 @@ class RegistryDestination(ImageDestination):
         # Existence is per repository in distribution: a blob elsewhere on the registry is mounted, not assumed.
         return self.client.head_blob(self.repository, digest) is not None
 
+    def blob_scope(self):
+        return ("registry", self.reference.registry, self.repository)
+
     def can_mount_from(self, source: ImageSource) -> bool:
         origin = source.reference
         return origin.transport == self.reference.transport and origin.registry == self.reference.registry and origin.repository != self.repository
