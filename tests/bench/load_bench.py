@@ -121,7 +121,7 @@ def main() -> int:
         output = []
         reader = threading.Thread(target=lambda: output.append(proc.stdout.read()), daemon=True)
         reader.start()
-        _, status, usage = os.wait4(proc.pid, 0)
+        _pid, status, usage = os.wait4(proc.pid, 0)
         seconds = time.monotonic() - started
         sampler.stop.set()
         reader.join()

@@ -265,6 +265,19 @@ def _dir_without_manifest(ctx: Ctx) -> str:
     return "dir:%s" % path
 
 
+def _blob_mismatch(ctx: Ctx) -> str:
+    ref = ctx.fake.serve_image("b/mismatch", _config(), layer=b"the real layer")
+    layer = sha(b"the real layer")
+    ctx.fake.blobs[("b/mismatch", layer)] = b"the fake layer"  # same length, other bytes
+    return ref
+
+
+def _plain_file(ctx: Ctx) -> str:
+    path = os.path.join(ctx.tmp, "notatar")
+    _write(path, b"\x00not a tar archive at all" * 40)
+    return path
+
+
 # Each case: id, module ("copy" copies to a local dest; "info" inspects), a builder (ctx -> reference),
 # what the msg must say (regex, case-insensitive) and a string the msg must name (the reference or a path part).
 CASES = [
@@ -347,7 +360,7 @@ CASES = [
     ("config-invalid-json", "info", lambda c: c.fake.serve_image("c/json", b"{nope"), r"not valid JSON", "c/json"),
     ("config-over-4-mib", "info", lambda c: c.fake.serve_image("c/huge", _config(pad="x" * FIVE_MIB)), r"limit", "c/huge"),
     ("config-invalid-json-to-docker-archive", "copy-archive", lambda c: c.fake.serve_image("c/json2", b"[oops"), r"JSON", "c/json2"),
-    ("blob-content-mismatch", "copy", lambda c: _blob_mismatch(c), r"digest", "b/mismatch"),
+    ("blob-content-mismatch", "copy", _blob_mismatch, r"digest", "b/mismatch"),
     # archives
     ("archive-path-traversal", "copy", lambda c: _docker_archive(c, [("../evil.txt", b"evil")]), r"unsafe member", "../evil.txt"),
     ("archive-absolute-path", "copy", lambda c: _docker_archive(c, [("/tmp/oci-images-evil.txt", b"evil")]), r"unsafe member", "oci-images-evil"),
@@ -380,19 +393,6 @@ CASES = [
     ("layout-does-not-exist", "copy", lambda c: "oci:%s/nothing-here:1" % c.tmp, r"not exist|not found|no such", "nothing-here"),
     ("dir-missing-manifest-json", "copy", _dir_without_manifest, r"manifest.json", "dirimage"),
 ]
-
-
-def _blob_mismatch(ctx: Ctx) -> str:
-    ref = ctx.fake.serve_image("b/mismatch", _config(), layer=b"the real layer")
-    layer = sha(b"the real layer")
-    ctx.fake.blobs[("b/mismatch", layer)] = b"the fake layer"  # same length, other bytes
-    return ref
-
-
-def _plain_file(ctx: Ctx) -> str:
-    path = os.path.join(ctx.tmp, "notatar")
-    _write(path, b"\x00not a tar archive at all" * 40)
-    return path
 
 
 def test_corpus_is_large_enough():

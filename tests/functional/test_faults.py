@@ -99,7 +99,7 @@ def _get(registry, path: str, method: str = "GET", accept: str | None = None):
 
 def tag_state(registry, repository: str, ref: str) -> str | None:
     """The digest ``ref`` names at the registry, after proving every manifest and blob under it is present; None when absent."""
-    status, raw, _ = _get(registry, "/v2/%s/manifests/%s" % (repository, ref), accept=MANIFEST_ACCEPT)
+    status, raw, _headers = _get(registry, "/v2/%s/manifests/%s" % (repository, ref), accept=MANIFEST_ACCEPT)
     if status == 404:
         return None
     assert status == 200, "registry answered %d for %s:%s" % (status, repository, ref)
@@ -110,12 +110,12 @@ def tag_state(registry, repository: str, ref: str) -> str | None:
 def _assert_complete(registry, repository: str, raw: bytes) -> None:
     doc = json.loads(raw)
     for child in doc.get("manifests") or []:
-        status, child_raw, _ = _get(registry, "/v2/%s/manifests/%s" % (repository, child["digest"]), accept=MANIFEST_ACCEPT)
+        status, child_raw, _headers = _get(registry, "/v2/%s/manifests/%s" % (repository, child["digest"]), accept=MANIFEST_ACCEPT)
         assert status == 200, "index in %s names child %s, which is missing" % (repository, child["digest"])
         assert digest_of(child_raw) == child["digest"]
         _assert_complete(registry, repository, child_raw)
     for blob in ([doc["config"]] if doc.get("config") else []) + (doc.get("layers") or []):
-        status, _, headers = _get(registry, "/v2/%s/blobs/%s" % (repository, blob["digest"]), method="HEAD")
+        status, _body, headers = _get(registry, "/v2/%s/blobs/%s" % (repository, blob["digest"]), method="HEAD")
         assert status == 200, "manifest in %s names blob %s, which is missing" % (repository, blob["digest"])
         assert int(headers.get("Content-Length", -1)) == blob["size"]
 
