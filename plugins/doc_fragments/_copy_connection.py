@@ -22,8 +22,8 @@ options:
     description:
       - Verify the source registry's TLS certificate.
       - When V(false), a registry that does not speak TLS at all is reached over plain HTTP.
+      - When not set, O(validate_certs) applies.
     type: bool
-    default: true
   src_ca_cert:
     description: PEM file of CAs to trust for the source registry, in addition to C(certs.d) directories.
     type: path
@@ -46,8 +46,8 @@ options:
     description:
       - Verify the destination registry's TLS certificate.
       - When V(false), a registry that does not speak TLS at all is reached over plain HTTP.
+      - When not set, O(validate_certs) applies.
     type: bool
-    default: true
   dest_ca_cert:
     description: PEM file of CAs to trust for the destination registry, in addition to C(certs.d) directories.
     type: path
@@ -69,6 +69,12 @@ options:
       - Address of the Docker engine for a C(docker-daemon:) destination, in the same form as O(src_daemon_host).
       - Over V(tcp://), O(dest_ca_cert), O(dest_client_cert) and O(dest_client_key) then apply to the engine.
     type: str
+  validate_certs:
+    description:
+      - Verify TLS certificates on both sides, unless O(src_validate_certs) or O(dest_validate_certs) says otherwise.
+      - So that C(validate_certs) in C(module_defaults) for the group C(oci.images.images) reaches this module too.
+    type: bool
+    default: true
   auth_file:
     description:
       - Path of a C(containers-auth.json) or Docker C(config.json) file to read credentials from, for both sides.

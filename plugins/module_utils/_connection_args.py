@@ -32,6 +32,12 @@ def connection_argument_spec(prefixes: tuple[str, ...] = ("",)) -> dict:
     for prefix in prefixes:
         for name, entry in _PER_SIDE.items():
             spec[prefix + name] = dict(entry)
+        if prefix:
+            # A side's validate_certs falls back to the unprefixed one, so module_defaults for the
+            # whole action group (group/oci.images.images: validate_certs: false) reach both sides.
+            spec[prefix + "validate_certs"] = {"type": "bool"}
+    if any(prefixes):
+        spec["validate_certs"] = dict(_PER_SIDE["validate_certs"])
     for name, entry in _SHARED.items():
         spec[name] = dict(entry)
     return spec
@@ -59,7 +65,7 @@ def connection_options(params: dict, prefix: str = "") -> ConnectionOptions:
         password=params.get(prefix + "password"),
         registry_token=params.get(prefix + "registry_token"),
         auth_file=params.get("auth_file"),
-        validate_certs=params.get(prefix + "validate_certs", True) is not False,
+        validate_certs=_validate_certs(params, prefix),
         ca_cert=params.get(prefix + "ca_cert"),
         client_cert=params.get(prefix + "client_cert"),
         client_key=params.get(prefix + "client_key"),
@@ -67,3 +73,10 @@ def connection_options(params: dict, prefix: str = "") -> ConnectionOptions:
         retries=DEFAULT_RETRIES if retries is None else int(retries),
         daemon_host=params.get(prefix + "daemon_host"),
     )
+
+
+def _validate_certs(params: dict, prefix: str) -> bool:
+    value = params.get(prefix + "validate_certs")
+    if value is None:
+        value = params.get("validate_certs")
+    return value is not False

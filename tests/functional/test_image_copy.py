@@ -8,7 +8,7 @@ import os
 import urllib.request
 
 import pytest
-from ansible_run import run_module
+from ansible_run import run_module, run_playbook
 from counting_proxy import CountingProxy
 from images import build_image, build_index
 
@@ -278,3 +278,33 @@ def test_docker_image_into_oci_layout_is_converted_to_oci(registry, layout, tmp_
     refused = copy(src, "oci:%s:x" % (tmp_path / "kept"), preserve_digests=True)
     assert refused.failed
     assert "preserve_digests" in refused.result["msg"]
+
+
+def test_group_module_defaults_validate_certs_reaches_both_sides(registry, layout, tmp_path, skopeo):
+    path, info = layout
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(
+        """
+- hosts: localhost
+  gather_facts: false
+  module_defaults:
+    group/oci.images.images:
+      validate_certs: false
+  tasks:
+    - oci.images.image_copy:
+        src: oci:%s:v1
+        dest: docker://%s/copy/defaults:1
+    - oci.images.image_copy:
+        src: docker://%s/copy/defaults:1
+        dest: docker://%s/copy/defaults-2:1
+    - oci.images.image_info:
+        image: docker://%s/copy/defaults-2:1
+      register: info
+    - ansible.builtin.assert:
+        that: info.image.digest == "%s"
+"""
+        % (path, registry.host, registry.host, registry.host, registry.host, info["manifest_digest"])
+    )
+    proc = run_playbook(str(playbook))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "failed=0" in proc.stdout
