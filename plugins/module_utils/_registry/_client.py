@@ -491,7 +491,8 @@ class RegistryClient:
             pass
 
     def _start_upload(self, repository: str, what: str) -> str:
-        response = self._request("POST", "/v2/%s/blobs/uploads/" % repository, repository, actions="pull,push", what=what)
+        # Safe to repeat: a session we never use is dropped by the registry.
+        response = self._request("POST", "/v2/%s/blobs/uploads/" % repository, repository, actions="pull,push", idempotent=True, what=what)
         with response:
             if response.status_code != 202 or not response.headers.get("Location"):
                 raise self._error(response, what, "start upload of")
@@ -506,6 +507,9 @@ class RegistryClient:
         with response:
             if response.status_code in (200, 201, 204):
                 return
+            if response.status_code in RETRY_STATUSES or response.status_code == 429:
+                # The body is spent and cannot be replayed here: the copy engine starts the blob again.
+                raise ConnectionFailure("registry %s failed to store %s: HTTP %d" % (self.registry, what, response.status_code), what)
             seekable = getattr(stream, "seekable", lambda: False)()
             if response.status_code not in (400, 405, 416) or not seekable:
                 code, _detail = registry_errors(response)
