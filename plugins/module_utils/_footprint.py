@@ -248,6 +248,35 @@ def reference_footprint(source: ImageSource) -> tuple[dict, bool]:
     return footprint(scan_source(source, [named or ""])), False
 
 
+def references_footprint(sources: Iterable[ImageSource]) -> dict:
+    """The footprint of several images (any repositories, registries or layouts), keyed by reference.
+
+    A blob counts once however many of the images use it, wherever they are stored: this is the
+    space the set takes, not what each place stores. A reference that names nothing is left out.
+    """
+    scan = RepositoryScan()
+    for source in sources:
+        name = str(source.reference)
+        try:
+            raw, media_type = source.get_manifest()
+        except NotFound:
+            continue
+        digest = source.manifest_digest(raw)
+        scan.tags[name] = digest
+        pending = [(digest, raw, media_type)]
+        while pending:
+            current, current_raw, current_type = pending.pop()
+            if current in scan.manifests:
+                continue
+            facts = manifest_facts(current_raw, current_type, current, name)
+            scan.manifests[current] = facts
+            for child in facts.children:
+                if child not in scan.manifests:
+                    child_raw, child_type = source.get_manifest(child)
+                    pending.append((child, child_raw, child_type))
+    return footprint(scan)
+
+
 def footprint(scan: RepositoryScan) -> dict:
     """``total_bytes`` (each blob once), ``shared_bytes`` (blobs used by 2+ tags), per tag ``size``/``unique_bytes``, per blob ``tags_using``."""
     per_tag = {tag: scan.blobs_of(digest) for tag, digest in scan.tags.items()}

@@ -37,8 +37,8 @@ options:
         V(oci-archive:/tmp/app.tar), V(docker-archive:/tmp/app.tar).
       - A reference without a transport is a registry reference, so V(registry.example.com/team/app:1.2)
         means V(docker://registry.example.com/team/app:1.2) and V(fedora) means V(docker://docker.io/library/fedora:latest).
+      - Required unless O(footprint_of) is given.
     type: str
-    required: true
   platform:
     description:
       - For a multi-arch image, the platform whose manifest and configuration are described, as C(os/arch[/variant]),
@@ -58,6 +58,13 @@ options:
         (and the index in RV(image.index) for a multi-arch image).
     type: bool
     default: false
+  footprint_of:
+    description:
+      - Instead of O(image), a list of references (any repositories, registries or local formats) whose combined
+        footprint is returned in RV(footprint), keyed by reference, each blob counted once wherever it is stored.
+      - RV(image) is left empty; references that name nothing are listed in RV(missing) and RV(exists) is V(false).
+    type: list
+    elements: str
   footprint:
     description:
       - Also return the storage footprint in RV(footprint), counting every blob once however many tags share it.
@@ -78,6 +85,14 @@ requirements:
 """
 
 EXAMPLES = r"""
+- name: How much space do these images take together (shared layers counted once)?
+  oci.images.image_info:
+    footprint_of:
+      - docker://registry.example.com/team/app:1.2
+      - docker://registry.example.com/team/worker:1.2
+      - oci:/srv/images/app:1.1
+  register: together
+
 - name: Inspect an image in a registry
   oci.images.image_info:
     image: registry.example.com/team/app:1.2
@@ -126,7 +141,7 @@ EXAMPLES = r"""
 RETURN = r"""
 footprint:
   description: With O(footprint), the storage the tags take. Sizes are of configs and layers as stored (compressed).
-  returned: when O(footprint=true)
+  returned: when O(footprint=true) or O(footprint_of) is given
   type: dict
   contains:
     total_bytes:
@@ -159,6 +174,12 @@ footprint:
         tags_using:
           description: How many tags use it.
           type: int
+missing:
+  description: With O(footprint_of), the references that name nothing (left out of RV(footprint)).
+  returned: when O(footprint_of) is given
+  type: list
+  elements: str
+  sample: []
 exists:
   description: Whether the image exists. V(false) when the repository, tag or local image is not there.
   returned: always
@@ -326,7 +347,8 @@ from ansible_collections.oci.images.plugins.module_utils._errors import NotFound
 
 def main() -> None:
     argument_spec = dict(
-        image=dict(type="str", required=True),
+        image=dict(type="str"),
+        footprint_of=dict(type="list", elements="str"),
         platform=dict(type="str"),
         list_tags=dict(type="bool", default=False),
         raw=dict(type="bool", default=False),
@@ -334,7 +356,14 @@ def main() -> None:
     )
     argument_spec.update(connection_argument_spec())
     argument_spec.update(daemon_argument_spec())
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **connection_constraints())
+    constraints = connection_constraints()
+    module = AnsibleModule(
+        argument_spec=argument_spec,
+        supports_check_mode=True,
+        mutually_exclusive=constraints["mutually_exclusive"] + [["image", "footprint_of"]],
+        required_together=constraints["required_together"],
+        required_one_of=[["image", "footprint_of"]],
+    )
 
     for library, error in missing_libraries():
         module.fail_json(msg=missing_required_lib(library), exception=error)
@@ -348,6 +377,8 @@ def main() -> None:
 
     params = module.params
     extra = {}
+    if params["footprint_of"] is not None:
+        _footprint_of(module, params, parse_reference, open_source)
     try:
         reference = parse_reference(params["image"])
         platform = parse_platform(params["platform"]) if params["platform"] else None
@@ -365,6 +396,23 @@ def main() -> None:
     except OCIError as exc:
         module.fail_json(msg=exc.msg)
     module.exit_json(changed=False, exists=True, image=image, **extra)
+
+
+def _footprint_of(module, params, parse_reference, open_source) -> None:
+    """Exit with the footprint of the images in ``footprint_of``, each blob counted once."""
+    from contextlib import ExitStack
+
+    from ansible_collections.oci.images.plugins.module_utils._footprint import references_footprint
+
+    try:
+        references = [parse_reference(text) for text in params["footprint_of"]]
+        with ExitStack() as stack:
+            sources = [stack.enter_context(open_source(reference, connection_options(params))) for reference in references]
+            result = references_footprint(sources)
+    except OCIError as exc:
+        module.fail_json(msg=exc.msg)
+    missing = [str(r) for r in references if str(r) not in result["tags"]]
+    module.exit_json(changed=False, exists=not missing, image={}, footprint=result, missing=missing)
 
 
 if __name__ == "__main__":

@@ -289,3 +289,25 @@ def test_dir_is_removed_only_when_it_holds_an_image(tmp_path, image_layout, skop
     refused = delete("dir:%s" % precious)
     assert refused.failed and "refusing" in refused.result["msg"]
     assert (precious / "notes.txt").exists()
+
+
+def test_footprint_of_several_references_counts_shared_layers_once(registry, tmp_path, skopeo):
+    layout = str(tmp_path / "fp")
+    app = build_image(layout, ref="app", layer_sizes=(6000, 3000), layer_keys=["fp-base", "fp-app"], seed=901)
+    worker = build_image(layout, ref="worker", layer_sizes=(6000, 2000), layer_keys=["fp-base", "fp-worker"], seed=902)
+    assert app["layer_digests"][0] == worker["layer_digests"][0]
+    skopeo.copy("oci:%s:app" % layout, "docker://%s/fp/app:1" % registry.host)
+    skopeo.copy("oci:%s:worker" % layout, "docker://%s/fp/worker:1" % registry.host)
+    refs = ["docker://%s/fp/app:1" % registry.host, "oci:%s:worker" % layout, "docker://%s/fp/absent:1" % registry.host]
+    run = run_module("image_info", {"footprint_of": refs, "validate_certs": False})
+    assert not run.failed, run.output
+    result = run.result["footprint"]
+    base = app["layer_sizes"][0]
+    app_size = app["config_size"] + sum(app["layer_sizes"])
+    worker_size = worker["config_size"] + sum(worker["layer_sizes"])
+    assert result["total_bytes"] == app_size + worker_size - base
+    assert result["shared_bytes"] == base
+    assert result["tags"][refs[0]] == {"digest": app["manifest_digest"], "size": app_size, "unique_bytes": app_size - base}
+    assert result["tags"][refs[1]]["unique_bytes"] == worker_size - base
+    assert run.result["missing"] == [refs[2]]
+    assert run.result["exists"] is False
