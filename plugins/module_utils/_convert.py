@@ -10,6 +10,7 @@ containers/image (skopeo) writes them — compact JSON, fields in the Go structs
 from __future__ import annotations
 
 import json
+import re
 
 from . import _media
 from ._errors import OCIError
@@ -102,6 +103,67 @@ def convert_manifest(doc: dict, media_type: str, target: str, context: str) -> t
     layers = [_oci_descriptor(layer, _DOCKER_TO_OCI_LAYER.get(layer.get("mediaType"), layer.get("mediaType"))) for layer in doc.get("layers") or []]
     out = {"schemaVersion": 2, "mediaType": want, "config": _oci_descriptor(config, _media.OCI_CONFIG), "layers": layers}
     return out, want
+
+
+# The OCI image config as containers/image marshals it (image-spec's Go structs): field order,
+# which fields exist, and which are left out when empty.
+_OCI_CONFIG_FIELDS = ("User", "ExposedPorts", "Env", "Entrypoint", "Cmd", "Volumes", "WorkingDir", "Labels", "StopSignal", "ArgsEscaped")
+_OCI_CONFIG_MAPS = ("ExposedPorts", "Volumes", "Labels")
+_HISTORY_FIELDS = ("created", "created_by", "author", "comment", "empty_layer")
+_RFC3339_RE = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
+
+
+def _go_time(value):
+    """A time as Go's time.Time marshals it (RFC 3339, trailing zeros of the fraction dropped); others unchanged."""
+    if not isinstance(value, str):
+        return value
+    match = _RFC3339_RE.match(value)
+    if not match:
+        return value
+    whole, fraction, zone = match.groups()
+    fraction = (fraction or "").rstrip("0")
+    return whole + ("" if fraction in ("", ".") else fraction) + zone
+
+
+def oci_config_from_docker(raw: bytes, context: str) -> bytes:
+    """The OCI image config skopeo writes when it converts a Docker image to OCI (Docker-only fields dropped)."""
+    docker = _media.parse_config(raw, context)
+    out: dict = {}
+    if docker.get("created"):
+        out["created"] = _go_time(docker["created"])
+    if docker.get("author"):
+        out["author"] = docker["author"]
+    out["architecture"] = docker.get("architecture") or ""
+    if docker.get("variant"):
+        out["variant"] = docker["variant"]
+    out["os"] = docker.get("os") or ""
+    for key in ("os.version", "os.features"):
+        if docker.get(key):
+            out[key] = docker[key]
+    source = docker.get("config") or {}
+    config: dict = {}
+    for key in _OCI_CONFIG_FIELDS:
+        value = source.get(key)
+        if value in (None, "", [], {}, False):
+            continue
+        config[key] = {k: value[k] for k in sorted(value)} if key in _OCI_CONFIG_MAPS and isinstance(value, dict) else value
+        if key in ("ExposedPorts", "Volumes"):
+            config[key] = {k: {} for k in config[key]}
+    out["config"] = config
+    rootfs = docker.get("rootfs") or {}
+    out["rootfs"] = {"type": rootfs.get("type") or "", "diff_ids": rootfs.get("diff_ids")}
+    history = []
+    for entry in docker.get("history") or []:
+        item = {}
+        for key in _HISTORY_FIELDS:
+            value = entry.get(key)
+            if value in (None, "", False):
+                continue
+            item[key] = _go_time(value) if key == "created" else value
+        history.append(item)
+    if history:
+        out["history"] = history
+    return go_json(out)
 
 
 def rewrite_index(doc: dict, media_type: str, entries: list[dict], target: str | None) -> tuple[dict, str]:

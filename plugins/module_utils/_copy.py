@@ -11,6 +11,7 @@ wants_uncompressed_layers, can_mount_from, identity, required_format).
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field, replace
 
 from . import _media
 from ._compression import GunzipReader, GzipCompressReader
-from ._convert import convert_manifest, go_json, rewrite_index, uncompressed_manifest
+from ._convert import convert_manifest, go_json, oci_config_from_docker, rewrite_index, uncompressed_manifest
 from ._digest import VerifyingReader, sha256_digest
 from ._errors import ConnectionFailure, OCIError, Unsupported
 from ._options import ConnectionOptions
@@ -96,6 +97,7 @@ class BlobTransfer:
     dest_size: int | None
     decompress: bool = False
     compress: bool = False  # the source serves this layer uncompressed; gzip it on the way (digest known afterwards)
+    data: bytes | None = None  # content made by the copy itself (a converted config), not read from the source
 
 
 @dataclass
@@ -137,6 +139,21 @@ def _effective_multi_arch(dest: ImageDestination, options: CopyOptions) -> str:
     return mode
 
 
+def _convert(source: ImageSource, doc: dict, media_type: str, target: str, context: str, blobs: list[BlobTransfer]) -> tuple[dict, str]:
+    """Convert an image manifest to ``target``; Docker -> OCI also rewrites the config as skopeo does (a new blob)."""
+    new_doc, new_type = convert_manifest(doc, media_type, target, context)
+    if new_doc is doc or media_type != _media.DOCKER_MANIFEST or new_type != _media.OCI_MANIFEST:
+        return new_doc, new_type
+    config = doc["config"]
+    data = oci_config_from_docker(source.get_blob_bytes(config["digest"], config.get("size")), context)
+    digest = sha256_digest(data)
+    new_doc["config"] = dict(new_doc["config"], digest=digest, size=len(data))
+    for position, blob in enumerate(blobs):
+        if blob.digest == config["digest"]:
+            blobs[position] = BlobTransfer(config["digest"], config.get("size"), _media.OCI_CONFIG, digest, len(data), data=data)
+    return new_doc, new_type
+
+
 def _plan_image(
     source: ImageSource, dest: ImageDestination, raw: bytes, media_type: str | None, options: CopyOptions, context: str
 ) -> tuple[ManifestWrite, list[BlobTransfer], str]:
@@ -169,12 +186,12 @@ def _plan_image(
         for layer in layers:
             blobs.append(BlobTransfer(layer["digest"], layer.get("size"), layer.get("mediaType"), None, None, compress=True))
         if options.format:
-            doc, media_type = convert_manifest(doc, media_type, options.format, context)
+            doc, media_type = _convert(source, doc, media_type, options.format, context, blobs)
         return ManifestWrite(b"", media_type, "", False, pending_doc=doc), blobs, config["digest"]
     for layer in layers:
         blobs.append(BlobTransfer(layer["digest"], layer.get("size"), layer.get("mediaType"), layer["digest"], layer.get("size")))
     if options.format:
-        new_doc, new_type = convert_manifest(doc, media_type, options.format, context)
+        new_doc, new_type = _convert(source, doc, media_type, options.format, context, blobs)
         if new_doc is not doc:
             new_raw = go_json(new_doc)
             return ManifestWrite(new_raw, new_type, sha256_digest(new_raw), False), blobs, config["digest"]
@@ -368,6 +385,15 @@ def _transfer_blob_once(source: ImageSource, dest: ImageDestination, blob: BlobT
         try:
             if blob.compress:
                 _put_compressed(source, dest, blob, counters, context)
+                return
+            if blob.data is not None:
+                dest.put_blob(
+                    VerifyingReader(io.BytesIO(blob.data), blob.dest_digest or "", len(blob.data), context),
+                    blob.dest_digest or "",
+                    len(blob.data),
+                    blob.media_type,
+                )
+                counters.add("copied", len(blob.data))
                 return
             stream = source.open_blob(blob.digest, blob.size)
             reader = stream

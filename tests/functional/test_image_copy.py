@@ -259,7 +259,7 @@ def test_docker_archive_to_registry_gzips_layers_and_keeps_the_image(registry, l
     assert skopeo.inspect("docker-archive:%s" % back)["Layers"] == info["diff_ids"]
 
 
-def test_docker_image_into_oci_layout_is_converted_to_oci(registry, layout, tmp_path, skopeo):
+def test_docker_image_into_oci_layout_is_converted_like_skopeo(registry, layout, tmp_path, skopeo):
     path, _unused = layout
     src = "docker://%s/copy/v2s2-src:1" % registry.host
     skopeo.copy("oci:%s:v1" % path, src, "--format", "v2s2")
@@ -267,14 +267,11 @@ def test_docker_image_into_oci_layout_is_converted_to_oci(registry, layout, tmp_
     run = copy(src, ours)
     assert not run.failed, run.output
     skopeo.copy(src, theirs)
-    mine, skopeos = json.loads(skopeo.inspect_raw(ours)), json.loads(skopeo.inspect_raw(theirs))
-    # Same OCI manifest but for the config: skopeo re-marshals the config into the OCI struct, we keep its bytes.
-    assert mine["mediaType"] == skopeos["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
-    assert mine["layers"] == skopeos["layers"]
-    assert mine["config"]["mediaType"] == skopeos["config"]["mediaType"]
-    for key in ("architecture", "os", "config", "rootfs", "created"):
-        mine_config = json.loads(skopeo.skopeo("inspect", "--config", "--raw", ours))
-        assert mine_config[key] == json.loads(skopeo.skopeo("inspect", "--config", "--raw", theirs))[key]
+    # skopeo rewrites the config into the OCI struct when it converts; so do we: same bytes, same digests.
+    assert skopeo.inspect_raw(ours) == skopeo.inspect_raw(theirs)
+    assert skopeo.skopeo("inspect", "--config", "--raw", ours) == skopeo.skopeo("inspect", "--config", "--raw", theirs)
+    assert json.loads(skopeo.inspect_raw(ours))["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    assert copy(src, ours).changed is False
     refused = copy(src, "oci:%s:x" % (tmp_path / "kept"), preserve_digests=True)
     assert refused.failed
     assert "preserve_digests" in refused.result["msg"]
@@ -308,3 +305,69 @@ def test_group_module_defaults_validate_certs_reaches_both_sides(registry, layou
     proc = run_playbook(str(playbook))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "failed=0" in proc.stdout
+
+
+def _docker_dir_image(path, config: dict) -> None:
+    """A dir: image with a Docker schema 2 manifest and the given config (one small gzip layer)."""
+    import gzip
+    import io
+    import tarfile
+
+    path.mkdir()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        member = tarfile.TarInfo("etc/motd")
+        member.size = 5
+        tar.addfile(member, io.BytesIO(b"hello"))
+    layer = gzip.compress(buf.getvalue(), mtime=0)
+    config = dict(config, rootfs={"type": "layers", "diff_ids": [digest_of(buf.getvalue())]})
+    raw_config = json.dumps(config).encode()
+    for blob in (layer, raw_config):
+        (path / digest_of(blob).split(":")[1]).write_bytes(blob)
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": len(raw_config), "digest": digest_of(raw_config)},
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": len(layer), "digest": digest_of(layer)}],
+    }
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    (path / "version").write_text("Directory Transport Version: 1.1\n")
+
+
+def test_docker_config_with_every_field_converts_to_the_oci_config_skopeo_writes(tmp_path, skopeo):
+    config = {
+        "architecture": "arm64",
+        "variant": "v8",
+        "os": "linux",
+        "created": "2024-01-02T03:04:05.120000000Z",
+        "author": "builder <b@example.com>",
+        "docker_version": "20.10.24",
+        "container": "abc123",
+        "container_config": {"Hostname": "abc", "Cmd": ["/bin/sh"]},
+        "config": {
+            "Hostname": "",
+            "User": "app",
+            "ExposedPorts": {"8080/tcp": {}, "53/udp": {}},
+            "Env": ["PATH=/usr/bin", "A=<b>&c"],
+            "Entrypoint": ["/entry"],
+            "Cmd": ["serve", "--port", "8080"],
+            "Volumes": {"/data": {}, "/cache": {}},
+            "WorkingDir": "/srv",
+            "Labels": {"z": "last", "a": "first"},
+            "StopSignal": "SIGTERM",
+            "Healthcheck": {"Test": ["CMD", "true"]},
+            "OnBuild": None,
+        },
+        "history": [
+            {"created": "2024-01-02T03:04:05Z", "created_by": "ADD file", "comment": "base"},
+            {"created": "2024-01-02T03:04:06.5+02:00", "created_by": "ENV A=b", "empty_layer": True},
+        ],
+    }
+    _docker_dir_image(tmp_path / "docker-dir", config)
+    src = "dir:%s" % (tmp_path / "docker-dir")
+    ours, theirs = "oci:%s:x" % (tmp_path / "ours"), "oci:%s:x" % (tmp_path / "theirs")
+    run = copy(src, ours)
+    assert not run.failed, run.output
+    skopeo.copy(src, theirs)
+    assert skopeo.skopeo("inspect", "--config", "--raw", ours) == skopeo.skopeo("inspect", "--config", "--raw", theirs)
+    assert skopeo.inspect_raw(ours) == skopeo.inspect_raw(theirs)
