@@ -13,17 +13,35 @@ from .._registry._client import RegistryClient
 from ._base import ImageDestination, ImageSource
 
 
-class RegistrySource(ImageSource):
+class _RegistryRepository:
+    """What both sides of docker:// share: a client (the process's shared one, or an own one) and the repository."""
+
+    reference: ImageReference
+
+    def _connect(self, options: ConnectionOptions | None, client: RegistryClient | None) -> None:
+        self.options = options or ConnectionOptions()
+        self.client = client or RegistryClient(self.reference.registry or "docker.io", self.options)
+        self._owns_client = client is None
+        self.repository = self.reference.repository or ""
+
+    def _head_digest(self) -> str | None:
+        """Digest of what the tag (or digest) names now, from one HEAD; None when absent."""
+        head = self.client.head_manifest(self.repository, self.reference.manifest_reference)
+        return head.digest if head else None
+
+    def close(self) -> None:
+        if self._owns_client:
+            self.client.close()
+
+
+class RegistrySource(_RegistryRepository, ImageSource):
     """An image (or index) in a registry repository, named by tag or digest."""
 
     can_list_tags = True
 
     def __init__(self, reference: ImageReference, options: ConnectionOptions | None = None, client: RegistryClient | None = None):
         super().__init__(reference)
-        self.options = options or ConnectionOptions()
-        self.client = client or RegistryClient(reference.registry or "docker.io", self.options)
-        self._owns_client = client is None
-        self.repository = reference.repository or ""
+        self._connect(options, client)
         # Digests the registry reported for manifests we fetched, keyed by the raw bytes' identity.
         self._registry_digests: dict[bytes, str] = {}
 
@@ -35,12 +53,10 @@ class RegistrySource(ImageSource):
         return raw, media_type
 
     def head_digest(self) -> str | None:
-        head = self.client.head_manifest(self.repository, self.reference.manifest_reference)
-        if head is None:
-            return None
-        if self.reference.digest and head.digest != self.reference.digest:
+        digest = self._head_digest()
+        if self.reference.digest and digest != self.reference.digest:
             return None  # let the full read report the mismatch
-        return head.digest
+        return digest
 
     def manifest_digest(self, raw: bytes) -> str:
         """The registry's digest for a manifest we fetched (differs from sha256(raw) for signed v2s1)."""
@@ -55,26 +71,18 @@ class RegistrySource(ImageSource):
     def list_tags(self) -> list[str]:
         return self.client.list_tags(self.repository)
 
-    def close(self) -> None:
-        if self._owns_client:
-            self.client.close()
 
-
-class RegistryDestination(ImageDestination):
+class RegistryDestination(_RegistryRepository, ImageDestination):
     """A tag (or digest) in a registry repository. Writes blobs, then manifests; a tag moves last."""
 
     can_hold_index = True
 
     def __init__(self, reference: ImageReference, options: ConnectionOptions | None = None, client: RegistryClient | None = None):
         super().__init__(reference)
-        self.options = options or ConnectionOptions()
-        self.client = client or RegistryClient(reference.registry or "docker.io", self.options)
-        self._owns_client = client is None
-        self.repository = reference.repository or ""
+        self._connect(options, client)
 
     def current_digest(self) -> str | None:
-        head = self.client.head_manifest(self.repository, self.reference.manifest_reference)
-        return head.digest if head else None
+        return self._head_digest()
 
     def has_blob(self, digest: str, size: int | None = None) -> bool:
         # Existence is per repository in distribution: a blob elsewhere on the registry is mounted, not assumed.
@@ -106,7 +114,3 @@ class RegistryDestination(ImageDestination):
             )
         ref = (self.reference.tag_or_default or digest) if top and not self.reference.digest else digest
         self.client.put_manifest(self.repository, ref, raw, media_type)
-
-    def close(self) -> None:
-        if self._owns_client:
-            self.client.close()
