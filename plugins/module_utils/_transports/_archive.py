@@ -33,10 +33,10 @@ from typing import BinaryIO
 from .. import _media
 from .._convert import go_json
 from .._digest import sha256_digest, verify_bytes
-from .._errors import DigestMismatch, InvalidManifest, InvalidReference, LocalFormatError, NotFound, OCIError, Unsupported
+from .._errors import DigestMismatch, InvalidReference, LocalFormatError, NotFound, OCIError, Unsupported
 from .._reference import ImageReference, parse_docker_name, validate_digest
 from ._base import ImageSource, verified_stream
-from ._directory import LocalDestination, remove_path, sync_directory, temp_name, write_new_file
+from ._directory import LocalDestination, read_whole, remove_path, sync_directory, temp_name, write_new_file
 from ._oci_layout import INDEX_FILE, LAYOUT_BYTES, LAYOUT_FILE, OCILayoutSource, blob_path, index_entry, index_json_bytes
 
 _MAGIC = (
@@ -239,14 +239,7 @@ class ArchiveFiles:
         return _MemberStream(self._tar_path or self.root, member.offset_data, member.size), member.size
 
     def read(self, relative: str, limit: int, context: str) -> bytes | None:
-        opened = self.open(relative)
-        if opened is None:
-            return None
-        stream, size = opened
-        with stream:
-            if size > limit:
-                raise InvalidManifest("%s: %s in %s is %d bytes, over the %d-byte limit" % (context, relative, self.root, size, limit), context)
-            return stream.read(size)
+        return read_whole(self.open(relative), "%s in %s" % (relative, self.root), limit, context)
 
     def close(self) -> None:
         if self._temp is not None:

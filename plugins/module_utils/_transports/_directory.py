@@ -40,6 +40,17 @@ OLD_PREFIX = ".oci-images-old-"
 _WRITE_CHUNK = 1024 * 1024
 
 
+def read_whole(opened: tuple[BinaryIO, int] | None, what: str, limit: int, context: str) -> bytes | None:
+    """Read an opened (stream, size) whole, refusing more than ``limit`` bytes; None when nothing was opened."""
+    if opened is None:
+        return None
+    stream, size = opened
+    with stream:
+        if size > limit:
+            raise InvalidManifest("%s: %s is %d bytes, over the %d-byte limit" % (context, what, size, limit), context)
+        return stream.read(limit + 1)
+
+
 class DirectoryFiles:
     """Read access to the files under one local directory, by path relative to it."""
 
@@ -57,14 +68,7 @@ class DirectoryFiles:
 
     def read(self, relative: str, limit: int, context: str) -> bytes | None:
         """The whole file (None when absent); InvalidManifest past ``limit`` bytes."""
-        opened = self.open(relative)
-        if opened is None:
-            return None
-        stream, size = opened
-        with stream:
-            if size > limit:
-                raise InvalidManifest("%s: %s is %d bytes, over the %d-byte limit" % (context, relative, size, limit), context)
-            return stream.read(limit + 1)
+        return read_whole(self.open(relative), relative, limit, context)
 
     def open(self, relative: str) -> tuple[BinaryIO, int] | None:
         """An open binary stream and its size, or None when the file does not exist."""
