@@ -31,8 +31,6 @@ from ._transports._base import ImageDestination, ImageSource
 from ._transports._open import open_destination, open_source
 
 _SPOOL_CHUNK = 1024 * 1024
-MULTI_ARCH_CHOICES = ("all", "system", "index_only")
-FORMAT_CHOICES = ("oci", "v2s2")
 _GZIP_LAYER_TYPES = (_media.OCI_LAYER_GZIP, _media.DOCKER_LAYER_GZIP, _media.DOCKER_LAYER_FOREIGN_GZIP, _media.OCI_LAYER_NONDISTRIBUTABLE_GZIP)
 _UNCOMPRESSED_LAYER_TYPES = (_media.OCI_LAYER_TAR, _media.OCI_LAYER_NONDISTRIBUTABLE_TAR, "application/vnd.docker.image.rootfs.diff.tar")
 

@@ -37,7 +37,7 @@ from .._errors import DigestMismatch, InvalidReference, LocalFormatError, NotFou
 from .._reference import ImageReference, parse_docker_name, validate_digest
 from ._base import ImageSource, verified_stream
 from ._directory import LocalDestination, read_whole, remove_path, sync_directory, temp_name, write_new_file
-from ._oci_layout import INDEX_FILE, LAYOUT_BYTES, LAYOUT_FILE, OCILayoutSource, blob_path, index_entry, index_json_bytes
+from ._oci_layout import INDEX_FILE, LAYOUT_BYTES, LAYOUT_FILE, OCILayoutSource, blob_path, index_entry, index_json_bytes, named_entry_digest
 
 _MAGIC = (
     (b"\x1f\x8b", "gzip"),
@@ -639,13 +639,7 @@ class OCIArchiveDestination(ArchiveDestination):
     def current_digest(self) -> str | None:
         if not self.target_exists():
             return None
-        source = OCIArchiveSource(self.reference)
-        try:
-            return source.descriptor()["digest"]
-        except (NotFound, InvalidReference):
-            return None
-        finally:
-            source.close()
+        return named_entry_digest(OCIArchiveSource(self.reference))
 
     def _blob_member(self, digest: str) -> str:
         algorithm = digest.partition(":")[0]

@@ -65,9 +65,6 @@ class RegistrySource(_RegistryRepository, ImageSource):
     def open_blob(self, digest: str, size: int | None = None) -> BinaryIO:
         return self.client.get_blob(self.repository, digest, size)  # type: ignore[return-value]
 
-    def has_blob(self, digest: str) -> bool:
-        return self.client.head_blob(self.repository, digest) is not None
-
     def list_tags(self) -> list[str]:
         return self.client.list_tags(self.repository)
 

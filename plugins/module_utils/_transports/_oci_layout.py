@@ -246,6 +246,19 @@ def index_entry(reference: ImageReference, raw: bytes, media_type: str, digest: 
     return entry
 
 
+def named_entry_digest(source: OCILayoutSource) -> str | None:
+    """Digest of the entry the reference names in a layout (closing ``source``); None when absent or ambiguous.
+
+    REF absent, or no REF and several entries: a write then adds an entry.
+    """
+    try:
+        return source.descriptor()["digest"]
+    except (NotFound, InvalidReference):
+        return None
+    finally:
+        source.close()
+
+
 class LayoutLock:
     """An exclusive flock on ``<layout>/.oci-images.lock`` for the read-modify-write of index.json."""
 
@@ -293,14 +306,7 @@ class OCILayoutDestination(LocalDestination):
             return None
         if not os.path.exists(os.path.join(self.path, INDEX_FILE)) and not os.path.exists(os.path.join(self.path, LAYOUT_FILE)):
             return None  # an empty (or foreign) directory: the layout is created in it, as skopeo does
-        source = OCILayoutSource(self.reference)
-        try:
-            return source.descriptor()["digest"]
-        except (NotFound, InvalidReference):
-            # REF absent, or no REF and several entries: the write adds an entry.
-            return None
-        finally:
-            source.close()
+        return named_entry_digest(OCILayoutSource(self.reference))
 
     def has_blob(self, digest: str, size: int | None = None) -> bool:
         validate_digest(digest, self.context)
