@@ -75,7 +75,7 @@ class LookupModule(LookupBase):
         for library, _error in missing_libraries():
             raise AnsibleError("the oci.images.image_digest lookup needs the Python library %s on the controller" % library)
         from ansible_collections.oci.images.plugins.module_utils._reference import parse_reference
-        from ansible_collections.oci.images.plugins.module_utils._transports._open import open_source
+        from ansible_collections.oci.images.plugins.module_utils._transports._table import open_source
 
         timeout = self.get_option("timeout")
         retries = self.get_option("retries")

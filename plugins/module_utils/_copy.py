@@ -28,7 +28,7 @@ from ._errors import ConnectionFailure, OCIError, Unsupported
 from ._options import ConnectionOptions
 from ._reference import ImageReference
 from ._transports._base import ImageDestination, ImageSource
-from ._transports._open import open_destination, open_source
+from ._transports._table import open_destination, open_source
 
 _SPOOL_CHUNK = 1024 * 1024
 _GZIP_LAYER_TYPES = (_media.OCI_LAYER_GZIP, _media.DOCKER_LAYER_GZIP, _media.DOCKER_LAYER_FOREIGN_GZIP, _media.OCI_LAYER_NONDISTRIBUTABLE_GZIP)

@@ -1,10 +1,14 @@
 # Copyright (c) oci.images contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Deleting images: one tag, one manifest, or a pruned set of tags; in a registry, an OCI layout or a dir:.
+"""Deleting images: one tag, one manifest, or a pruned set of tags, wherever a transport can delete.
 
 Every path works the same way: read what is there, decide what goes (for a prune, with
 ``decide_prune``), count the bytes that would be freed, and only then, outside check mode,
 act. Check mode and the real run share everything up to that point, so they cannot disagree.
+
+Each transport gives a ``DeleteTarget`` (the place and how its images are removed); this module
+keeps what is the same everywhere (the request, the prune decision, the result) and the tag-safe
+method for places where deleting a manifest takes every tag on it along (registries).
 
 Registry deletes never take a kept tag with them. Distribution has no "delete tag" call
 (deleting a manifest removes every tag on it), so:
@@ -18,28 +22,25 @@ Registry deletes never take a kept tag with them. Distribution has no "delete ta
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import os
-import re
-import shutil
 import uuid
 from dataclasses import dataclass
 
 from . import _media
 from ._digest import sha256_digest
-from ._errors import InvalidReference, LocalFormatError, NotFound, OCIError, RegistryError, Unsupported
+from ._errors import InvalidReference, NotFound, OCIError, RegistryError, Unsupported
 from ._footprint import RepositoryScan, freed_bytes, scan_source
 from ._options import ConnectionOptions
 from ._prune import PrunePolicy, TagState, decide_prune, parse_created
 from ._reference import ImageReference
+from ._transports._base import DeleteTarget
+from ._transports._table import delete_target
 
 METHODS = ("auto", "placeholder")
 EMPTY_JSON = b"{}"
 EMPTY_JSON_DIGEST = sha256_digest(EMPTY_JSON)
 PLACEHOLDER_ANNOTATION = "io.github.oci-images.placeholder"
-_DIR_IMAGE_FILE = re.compile(r"^(version|manifest\.json|[a-f0-9]{64}(\.manifest\.json|\.signature-\d+)?|signature-\d+)$")
 
 
 @dataclass
@@ -57,19 +58,10 @@ def delete_image(reference: ImageReference, options: ConnectionOptions | None = 
         raise OCIError("method must be one of %s, not %r" % (", ".join(METHODS), request.method))
     if request.prune is not None:
         request.prune.validate()
-    transport = reference.transport
-    if transport == "docker":
-        return _delete_in_registry(reference, options or ConnectionOptions(), request, check_mode)
-    if transport == "oci":
-        return _delete_in_layout(reference, request, check_mode)
-    if transport == "dir":
-        if request.prune is not None:
-            raise InvalidReference("%s: prune needs a repository or an OCI layout; a dir: holds one image" % reference, str(reference))
-        return _delete_directory(reference, check_mode)
-    raise Unsupported(
-        "%s: deleting from %s: is not supported; image_delete works on docker://, oci: and dir:" % (reference, transport),
-        str(reference),
-    )
+    target = delete_target(reference, options)
+    if target.deleting_a_manifest_takes_its_tags:
+        return _delete_in_registry(target, request, check_mode)
+    return _delete_named(target, request, check_mode)
 
 
 def _result(
@@ -263,9 +255,8 @@ def _placeholder_manifest(tag: str) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
-def _delete_in_registry(reference: ImageReference, options: ConnectionOptions, request: DeleteRequest, check_mode: bool) -> dict:
-    from ._transports._docker import RegistrySource
-
+def _delete_in_registry(target: DeleteTarget, request: DeleteRequest, check_mode: bool) -> dict:
+    reference = target.reference
     repository = reference.repository or ""
     where = "docker://%s/%s" % (reference.registry, repository)
     if not reference.has_explicit_tag_or_digest and request.prune is None:
@@ -274,8 +265,8 @@ def _delete_in_registry(reference: ImageReference, options: ConnectionOptions, r
         )
     if reference.has_explicit_tag_or_digest and request.prune is not None:
         raise InvalidReference("%s: prune works on a whole repository; give it without a tag or digest" % reference, str(reference))
-    with RegistrySource(reference, options) as source:
-        client = source.client
+    with target.open_source() as source:
+        client = target.client
         if reference.digest or reference.tag:
             ref = reference.digest or reference.tag or ""
             if client.head_manifest(repository, ref) is None:
@@ -377,92 +368,39 @@ def _method_name(methods: set[str]) -> str:
     return methods.pop() if len(methods) == 1 else "mixed"
 
 
-# --- OCI layouts --------------------------------------------------------------------------------
+# --- places whose names are removed one by one (OCI layouts, dir:) ---------------------------------
 
 
-def _delete_in_layout(reference: ImageReference, request: DeleteRequest, check_mode: bool) -> dict:
-    from ._transports._oci_index import entries_named, locked_layout, reachable_blobs, read_index, remove_blobs, write_index
-    from ._transports._oci_layout import REF_NAME_ANNOTATION, OCILayoutSource, blob_path
-
-    path = reference.path or ""
+def _delete_named(target: DeleteTarget, request: DeleteRequest, check_mode: bool) -> dict:
+    reference = target.reference
     where = str(reference)
+    if not target.holds_names:
+        if request.prune is not None:
+            raise InvalidReference("%s: prune needs a repository or an OCI layout; %s holds one image" % (where, where), where)
+        if not target.exists():
+            return _result([], [], 0, "none", {})
+        removed, freed = target.remove([], check_mode)
+        deleted = [{"tag": None, "digest": digest, "method": target.method} for digest in removed.values()]
+        return _result(deleted, [], freed, target.method, removed, after={})
     if request.prune is None and not reference.ref_name:
         raise InvalidReference("%s names a whole layout: add :REF to delete one image, or give prune to delete refs by policy" % where, where)
     if request.prune is not None and reference.ref_name:
         raise InvalidReference("%s: prune works on a whole layout; give it without :REF" % where, where)
-    if not os.path.isdir(path):
+    if not target.exists():
         return _result([], [], 0, "none", {})
-    # Check mode reads without the lock: taking it creates the lock file, and check mode writes nothing.
-    with contextlib.nullcontext() if check_mode else locked_layout(path):
-        index = read_index(path, where)
-        entries = [d for d in index.get("manifests") or [] if isinstance(d, dict)]
-        before = {}
-        for d in entries:
-            name = (d.get("annotations") or {}).get(REF_NAME_ANNOTATION)
-            if name:
-                before.setdefault(name, d.get("digest"))
-        reasons: dict = {}
-        if request.prune is None:
-            names = [reference.ref_name] if entries_named(index, reference.ref_name or "") else []
-            kept = [n for n in before if n not in names]
-        else:
-            with OCILayoutSource(reference) as source:
-                scan = scan_source(source, list(before), with_created=True)
-            decision = decide_prune(_tag_states(scan), request.prune)
-            names = [d["tag"] for d in decision.deleted]
-            kept, reasons = decision.kept, decision.reasons
-        if not names:
-            return _result([], kept, 0, "none", before, reasons=reasons)
-        going = [d for d in entries if (d.get("annotations") or {}).get(REF_NAME_ANNOTATION) in names]
-        staying = [d for d in entries if d not in going]
-        doomed = reachable_blobs(path, going, where) - reachable_blobs(path, staying, where)
-        deleted = [{"tag": n, "digest": before[n], "method": "index"} for n in names]
-        if check_mode:
-            freed = 0
-            for digest in doomed:
-                try:
-                    freed += os.stat(os.path.join(path, *blob_path(digest).split("/"))).st_size
-                except FileNotFoundError:
-                    pass
-            return _result(deleted, kept, freed, "index", before, reasons=reasons)
-        # index.json first: a crash in between leaves unreferenced blobs, never an entry without its blobs.
-        write_index(path, dict(index, manifests=staying))
-        freed = remove_blobs(path, doomed)
-        return _result(deleted, kept, freed, "index", before, reasons=reasons)
-
-
-# --- dir: ---------------------------------------------------------------------------------------
-
-
-def _delete_directory(reference: ImageReference, check_mode: bool) -> dict:
-    from ._transports._directory import KNOWN_VERSIONS, MANIFEST_FILE, TEMP_PREFIX, VERSION_FILE
-
-    path = reference.path or ""
-    where = str(reference)
-    if not os.path.lexists(path):
-        return _result([], [], 0, "none", {})
-    if os.path.islink(path) or not os.path.isdir(path):
-        raise LocalFormatError("%s: %s is not a directory; refusing to remove it" % (where, path), where)
-    try:
-        with open(os.path.join(path, VERSION_FILE), "rb") as f:
-            version = f.read(4096).decode("utf-8", "replace").strip()
-        with open(os.path.join(path, MANIFEST_FILE), "rb") as f:
-            manifest = f.read(_media.MAX_MANIFEST_BYTES + 1)
-    except (FileNotFoundError, NotADirectoryError):
-        raise LocalFormatError("%s: %s holds no dir: image (no version and manifest.json); refusing to remove it" % (where, path), where) from None
-    if version not in KNOWN_VERSIONS:
-        raise LocalFormatError("%s: %s/version says %r, not a dir: image; refusing to remove it" % (where, path, version), where)
-    freed = 0
-    for name in os.listdir(path):
-        full = os.path.join(path, name)
-        if os.path.islink(full) or not os.path.isfile(full) or not (_DIR_IMAGE_FILE.match(name) or name.startswith(TEMP_PREFIX)):
-            raise LocalFormatError(
-                "%s: %s holds %s, which a dir: image does not have; refusing to remove the directory" % (where, path, name),
-                where,
-            )
-        freed += os.stat(full).st_size
-    digest = sha256_digest(manifest)
-    deleted = [{"tag": None, "digest": digest, "method": "directory"}]
-    if not check_mode:
-        shutil.rmtree(path)
-    return _result(deleted, [], freed, "directory", {path: digest}, after={})
+    before = target.names()
+    reasons: dict = {}
+    if request.prune is None:
+        names = [reference.ref_name] if reference.ref_name in before else []
+        kept = [n for n in before if n not in names]
+    else:
+        with target.open_source() as source:
+            scan = scan_source(source, list(before), with_created=True)
+        decision = decide_prune(_tag_states(scan), request.prune)
+        names = [d["tag"] for d in decision.deleted]
+        kept, reasons = decision.kept, decision.reasons
+    if not names:
+        return _result([], kept, 0, "none", before, reasons=reasons)
+    removed, freed = target.remove(names, check_mode)
+    deleted = [{"tag": name, "digest": digest, "method": target.method} for name, digest in removed.items()]
+    return _result(deleted, kept, freed, target.method if deleted else "none", before, reasons=reasons)

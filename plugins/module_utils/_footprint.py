@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from . import _media
-from ._errors import NotFound, OCIError, Unsupported
+from ._errors import NotFound, Unsupported
 from ._prune import parse_created
 from ._transports._base import ImageSource
 
@@ -195,34 +195,12 @@ def scan_source(source: ImageSource, tags: Iterable[str] | None = None, with_cre
     read_config = source.get_blob_bytes if with_created else None
     return scan_tags(
         tag_list,
-        _tag_reader(source),
+        source.read_tag,
         source.get_manifest,
         read_config=read_config,
         extra_digests=extra_digests,
         context=str(source.reference),
     )
-
-
-def _tag_reader(source: ImageSource) -> TagReader:
-    """Tag -> (raw, media type, digest) in one read: a GET by tag on a registry, the index.json entry in a layout."""
-    client = getattr(source, "client", None)
-    repository = getattr(source, "repository", None)
-    if client is not None and repository is not None:
-        return lambda tag: client.get_manifest(repository, tag)
-    index = getattr(source, "index", None)
-    if index is not None:
-
-        def read(tag: str):
-            from ._transports._oci_layout import REF_NAME_ANNOTATION
-
-            for descriptor in index().get("manifests") or []:
-                if (descriptor.get("annotations") or {}).get(REF_NAME_ANNOTATION) == tag:
-                    raw, media_type = source.get_manifest(descriptor["digest"])
-                    return raw, media_type, descriptor["digest"]
-            raise NotFound("%s: no image named %r" % (source.reference, tag), str(source.reference))
-
-        return read
-    raise OCIError("%s: cannot read images by tag" % source.reference, str(source.reference))
 
 
 def reference_footprint(source: ImageSource) -> tuple[dict, bool]:

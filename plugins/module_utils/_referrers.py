@@ -20,7 +20,7 @@ from ._convert import go_json
 from ._errors import NotFound, OCIError, Unsupported
 from ._options import ConnectionOptions
 from ._reference import ImageReference
-from ._transports._open import registry_client
+from ._registry._clients import registry_client
 
 # cosign (sigstore) attaches by tag: signatures, attestations and SBOMs of sha256:HEX are sha256-HEX.<suffix>.
 COSIGN_SUFFIXES = ("sig", "att", "sbom")
@@ -33,7 +33,7 @@ def fallback_tag(digest: str) -> str:
 
 def _subjects(src: ImageReference, src_options: ConnectionOptions, top_digest: str) -> list[str]:
     """The top digest, and for an index, each child it lists."""
-    client = registry_client(src.registry or "docker.io", src_options)
+    client = registry_client(src.registry, src_options)
     raw, media_type, _digest = client.get_manifest(src.repository or "", top_digest)
     doc, media_type = _media.parse_manifest(raw, media_type, str(src.with_digest(top_digest)))
     subjects = [top_digest]
@@ -44,7 +44,7 @@ def _subjects(src: ImageReference, src_options: ConnectionOptions, top_digest: s
 
 def _merge_fallback(dest: ImageReference, dest_options: ConnectionOptions, subject: str, missing: list[dict], check_mode: bool) -> bool:
     """Add descriptors to the destination's fallback tag index; True when it was (or would be) written."""
-    client = registry_client(dest.registry or "docker.io", dest_options)
+    client = registry_client(dest.registry, dest_options)
     repository = dest.repository or ""
     tag = fallback_tag(subject)
     try:
@@ -94,8 +94,8 @@ def copy_referrers(
             % (src, dest, image_result.get("dest_digest_after"), top),
             str(src),
         )
-    src_client = registry_client(src.registry or "docker.io", src_options)
-    dest_client = registry_client(dest.registry or "docker.io", dest_options)
+    src_client = registry_client(src.registry, src_options)
+    dest_client = registry_client(dest.registry, dest_options)
     count = 0
     changed = False
     for subject in _subjects(src, src_options, top):

@@ -429,7 +429,7 @@ def main() -> None:
     )
     from ansible_collections.oci.images.plugins.module_utils._reference import parse_reference
     from ansible_collections.oci.images.plugins.module_utils._referrers import copy_referrers
-    from ansible_collections.oci.images.plugins.module_utils._transports._open import registry_client
+    from ansible_collections.oci.images.plugins.module_utils._registry._clients import registry_client
 
     params = module.params
     if params["parallel"] < 1 or params["parallel_images"] < 1:
@@ -545,7 +545,7 @@ def _read_sync_file(module, path):
 def _created_of(src, options):
     """For ``tags.latest`` on tags that are not versions: each tag's creation time from its config."""
     from ansible_collections.oci.images.plugins.module_utils._inspect import describe_image
-    from ansible_collections.oci.images.plugins.module_utils._transports._open import open_source
+    from ansible_collections.oci.images.plugins.module_utils._transports._table import open_source
 
     def created(tag):
         with open_source(src.with_tag(tag), options) as source:

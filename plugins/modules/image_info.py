@@ -373,7 +373,7 @@ def main() -> None:
     from ansible_collections.oci.images.plugins.module_utils._inspect import describe_image
     from ansible_collections.oci.images.plugins.module_utils._media import parse_platform
     from ansible_collections.oci.images.plugins.module_utils._reference import parse_reference
-    from ansible_collections.oci.images.plugins.module_utils._transports._open import open_source
+    from ansible_collections.oci.images.plugins.module_utils._transports._table import open_source
 
     params = module.params
     extra = {}

@@ -75,7 +75,7 @@ def mirror_cli(argv: list[str]) -> int:
     from ansible_collections.oci.images.plugins.module_utils._mirror import TagSelection, repository_pairs, select_repository_tags
     from ansible_collections.oci.images.plugins.module_utils._options import ConnectionOptions
     from ansible_collections.oci.images.plugins.module_utils._reference import parse_reference
-    from ansible_collections.oci.images.plugins.module_utils._transports._open import registry_client
+    from ansible_collections.oci.images.plugins.module_utils._registry._clients import registry_client
 
     parser = argparse.ArgumentParser(prog="mirror_bench.py mirror")
     parser.add_argument("src")

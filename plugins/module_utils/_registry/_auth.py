@@ -23,8 +23,9 @@ from typing import Any
 from .._commands import run_command
 from .._errors import AuthenticationFailed, ConnectionFailure, OCIError, PermissionDenied
 from .._options import ConnectionOptions
+from .._reference import DEFAULT_REGISTRY
 
-DOCKER_HUB = "docker.io"
+DOCKER_HUB = DEFAULT_REGISTRY
 DOCKER_HUB_API = "registry-1.docker.io"
 # The key Docker uses for Docker Hub in config.json and for credential helpers.
 DOCKER_HUB_LEGACY_KEY = "https://index.docker.io/v1/"

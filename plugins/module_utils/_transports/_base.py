@@ -1,9 +1,10 @@
 # Copyright (c) oci.images contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The one interface every transport implements.
+"""The one interface every transport implements: ImageSource, ImageDestination, DeleteTarget.
 
-The copy engine and image_info talk only to these classes; they never ask which
-transport they hold. What differs between transports is expressed as attributes.
+The copy engine, image_info, image_delete and the footprint talk only to these classes; they
+never ask which transport they hold. What differs between transports is declared here as
+attributes and methods with a default, and each transport overrides what applies to it.
 """
 
 from __future__ import annotations
@@ -11,22 +12,25 @@ from __future__ import annotations
 from typing import BinaryIO
 
 from .._digest import VerifyingReader, sha256_digest, verify_bytes
-from .._errors import InvalidManifest, Unsupported
+from .._errors import InvalidManifest, LocalFormatError, NotFound, Unsupported
+from .._media import MAX_CONFIG_BYTES, is_index, parse_manifest
+from .._options import ConnectionOptions
 from .._reference import ImageReference
-
-# Manifests and configs larger than this are refused (the limit containers/image and registries use).
-MAX_MANIFEST_BYTES = 4 * 1024 * 1024
-MAX_CONFIG_BYTES = 4 * 1024 * 1024
+from ._table import transport_named
 
 
 class ImageSource:
     """Read side of a transport: one image (or index) named by a reference."""
 
-    #: True when ``list_tags`` works (a registry repository, an OCI layout's refs).
+    #: True when ``list_tags`` and ``read_tag`` work (a registry repository, an OCI layout's refs).
     can_list_tags = False
+    #: True when layers are served uncompressed under a gzip media type (``docker save`` archives, engines),
+    #: as skopeo presents them: the engine gzips them for destinations that keep layers compressed.
+    layers_stored_uncompressed = False
 
-    def __init__(self, reference: ImageReference):
+    def __init__(self, reference: ImageReference, options: ConnectionOptions | None = None):
         self.reference = reference
+        self.options = options or ConnectionOptions()
 
     # --- to implement -------------------------------------------------------------------------
     def get_manifest(self, digest: str | None = None) -> tuple[bytes, str]:
@@ -36,12 +40,20 @@ class ImageSource:
         """
         raise NotImplementedError
 
-    def open_blob(self, digest: str, size: int | None = None) -> BinaryIO:
-        """A stream of the blob's bytes, verified against ``digest`` (and ``size``) as it is read."""
+    def open_blob(self, digest: str, size: int | None = None) -> VerifyingReader:
+        """A stream of the blob's bytes, verified against ``digest`` (and ``size``) as it is read.
+
+        Its ``bytes_read`` counts what crossed from the source (the engine's progress counter).
+        """
         raise NotImplementedError
 
     def list_tags(self) -> list[str]:
+        """The names (tags, refs) in the place the reference belongs to."""
         raise Unsupported("%s cannot list tags" % self.reference, str(self.reference))
+
+    def read_tag(self, tag: str) -> tuple[bytes, str, str]:
+        """(raw, media type, digest) of the manifest one name of ``list_tags`` points at, in one read."""
+        raise Unsupported("%s cannot read images by tag" % self.reference, str(self.reference))
 
     def close(self) -> None:
         """Release connections, temp files and locks."""
@@ -106,8 +118,9 @@ class ImageDestination:
     #: A manifest format ("oci", "v2s2") the destination can only hold; None when it holds any.
     required_format: str | None = None
 
-    def __init__(self, reference: ImageReference):
+    def __init__(self, reference: ImageReference, options: ConnectionOptions | None = None):
         self.reference = reference
+        self.options = options or ConnectionOptions()
 
     def current_digest(self) -> str | None:
         """Digest the reference names now (manifest digest, or config digest when identity is "config")."""
@@ -117,12 +130,8 @@ class ImageDestination:
         """Config digest (image ID) of the single image the reference names now; None when absent or an index."""
         if self.identity == "config":
             return self.current_digest()
-        from .._errors import LocalFormatError, NotFound
-        from .._media import is_index, parse_manifest
-        from ._open import open_source
-
         try:
-            with open_source(self.reference, getattr(self, "options", None)) as source:
+            with transport_named(self.reference.transport).open_source(self.reference, self.options) as source:
                 raw, media_type = source.get_manifest()
                 doc, media_type = parse_manifest(raw, media_type, str(self.reference))
         except (NotFound, LocalFormatError):
@@ -172,3 +181,35 @@ class ImageDestination:
             self.abort()
         self.close()
         return False
+
+
+class DeleteTarget:
+    """What image_delete works on: one place (a repository, a layout, a directory) and the names in it."""
+
+    #: Deleting a manifest takes every name on it along (a registry): image_delete uses its tag-safe method,
+    #: through ``client`` and ``repository``, instead of ``remove``.
+    deleting_a_manifest_takes_its_tags = False
+    #: The place holds many named images, so a prune policy can apply to it.
+    holds_names = False
+    #: How results name the way images were deleted.
+    method = "none"
+
+    def __init__(self, reference: ImageReference, options: ConnectionOptions | None = None):
+        self.reference = reference
+        self.options = options or ConnectionOptions()
+
+    def exists(self) -> bool:
+        """Whether the place is there at all (nothing to delete otherwise)."""
+        raise NotImplementedError
+
+    def open_source(self) -> ImageSource:
+        """A source on the place, for scanning its names (a prune reads every image)."""
+        return transport_named(self.reference.transport).open_source(self.reference, self.options)
+
+    def names(self) -> dict[str, str]:
+        """Name -> digest of every named image there now."""
+        raise NotImplementedError
+
+    def remove(self, names: list[str], check_mode: bool) -> tuple[dict[str, str], int]:
+        """Remove the named images (the one image with ``[]`` where the place holds one); ({name: digest}, bytes freed)."""
+        raise NotImplementedError

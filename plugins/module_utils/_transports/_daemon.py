@@ -3,7 +3,7 @@
 """``docker-daemon:name:tag`` (and ``docker-daemon:sha256:ID`` as a source) — images in a Docker engine.
 
 The engine speaks docker-archive: ``GET /images/{name}/get`` exports one, ``POST /images/load``
-imports one. So reading and writing reuse the docker-archive code.
+imports one. So reading and writing reuse the docker save code.
 
 Reading spools the export to a temporary file first, as skopeo does: the manifest
 (which needs the config and every layer's size) comes before any blob, the copy engine reads
@@ -14,20 +14,22 @@ Writing streams the archive into the load request as it is built (chunked transf
 so the whole image is never on disk or in memory here. Each layer is still spooled alone
 before it goes in, because a tar header needs the uncompressed size first. A failed copy drops
 the connection mid-archive; the engine then loads nothing.
+
+The format is ``_docker_save``'s; this module gives it the engine as source and sink.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import tarfile
 import tempfile
 
 from .._engine_api import EngineClient, ImageLoad
 from .._errors import EngineError, InvalidReference, OCIError
 from .._options import ConnectionOptions
-from .._reference import ImageReference
-from ._archive import ArchiveFiles, DockerArchiveDestination, DockerArchiveSource, TarStreamWriter
+from .._reference import IMAGE_ID_RE, ImageReference, parse_docker_name, validate_digest
+from ._docker_save import DockerSaveDestination, DockerSaveSource, ExportedArchive, SaveSink
+from ._local import Staging
+from ._table import Transport, register
+from ._tar import TarStreamWriter
 
 
 def engine_name(reference: ImageReference) -> str:
@@ -35,52 +37,19 @@ def engine_name(reference: ImageReference) -> str:
     return reference.docker_reference or reference.image_id or ""
 
 
-class SpooledArchiveSource(DockerArchiveSource):
-    """A docker-archive an engine exports, spooled to a temporary file that ``close()`` removes."""
-
-    def __init__(self, reference: ImageReference):
-        super().__init__(reference)
-        self._spool: str | None = None
-
-    def export(self, path: str) -> None:
-        """Write the engine's docker-archive of this image to the (empty) file ``path``."""
-        raise NotImplementedError
-
-    @property
-    def files(self) -> ArchiveFiles:
-        if self._files is None:
-            fd, self._spool = tempfile.mkstemp(prefix="oci-images-engine-", suffix=".tar")
-            os.close(fd)
-            self.export(self._spool)
-            self._files = ArchiveFiles(self._spool, self.context)
-        return self._files
-
-    def _choose(self, items: list[dict]) -> dict:
-        # The engine exported exactly the image asked for, whatever its RepoTags say.
-        if len(items) != 1:
-            raise EngineError("%s: the engine exported %d images where one was asked for" % (self.context, len(items)), self.context)
-        return items[0]
-
-    def close(self) -> None:
-        super().close()
-        if self._spool is not None:
-            try:
-                os.unlink(self._spool)
-            except FileNotFoundError:
-                pass
-            self._spool = None
-
-
-class DaemonSource(SpooledArchiveSource):
-    """An image in a Docker engine, by name:tag or image ID, read from its docker-archive export."""
-
-    def __init__(self, reference: ImageReference, options: ConnectionOptions | None = None):
-        super().__init__(reference)
-        self.client = EngineClient(options or ConnectionOptions(), self.context)
-
-    def export(self, path: str) -> None:
-        with open(path, "wb") as out:
-            self.client.save_image(engine_name(self.reference), out)
+def parse_engine_name(transport: str, rest: str, text: str) -> ImageReference:
+    """``name:tag`` or an image ID (``sha256:HEX`` or ``HEX``), as docker-daemon: takes them."""
+    if not rest:
+        raise InvalidReference("%s reference %r is empty: give %s:name:tag" % (transport, text, transport), text)
+    if IMAGE_ID_RE.match(rest):
+        image_id = rest if rest.startswith("sha256:") else "sha256:" + rest
+        return ImageReference(transport, image_id=image_id, text=text)
+    if rest.startswith("sha256:"):
+        validate_digest(rest, text)
+    registry, repository, tag, digest = parse_docker_name(rest, text)
+    if digest:
+        raise InvalidReference("%s reference %r may not use a digest: use name:tag or the image ID" % (transport, text), text)
+    return ImageReference(transport, registry=registry, repository=repository, tag=tag, text=text)
 
 
 class _LoadFile:
@@ -114,72 +83,75 @@ class _LoadFile:
     def truncate(self, size: int | None = None) -> int:
         return self._pos
 
+    def flush(self) -> None:
+        pass
+
     def close(self) -> None:
-        if not self.load.done:
-            self.load.abort()
+        """Nothing: the sink finishes or aborts the load (closing the tar must not end the request)."""
 
 
-class _LoadTarWriter(TarStreamWriter):
-    """TarStreamWriter whose tar goes into a load request instead of a file."""
+class EngineLoadSink(SaveSink):
+    """The body of a ``POST /images/load`` request, opened with the first blob; on commit the name must have the new image ID."""
 
-    def __init__(self, load: ImageLoad, context: str):  # pylint: disable=super-init-not-called
-        self._file = _LoadFile(load, context)
+    def __init__(self, reference: ImageReference, client: EngineClient):
+        self.reference = reference
+        self.context = str(reference)
+        self.client = client
+        self._load: ImageLoad | None = None
+        # Only spooled layers use the temporary directory; it goes where temporary files go.
+        self.staging = Staging(tempfile.gettempdir)
 
-    def finish(self) -> None:
-        self._file.write(b"\0" * (2 * tarfile.BLOCKSIZE))
+    def open(self) -> tuple[TarStreamWriter, str]:
+        self._load = self.client.start_load()
+        return TarStreamWriter(_LoadFile(self._load, self.context)), self.staging.path()
+
+    def current_image_id(self) -> str | None:
+        return self.client.image_id(engine_name(self.reference))
+
+    def commit(self, image_id: str) -> None:
+        if self._load is None:
+            raise OCIError("%s: nothing to commit: no image was written" % self.context, self.context)
+        self._load.finish()
+        self.staging.abort()
+        now = self.current_image_id()
+        if now != image_id:
+            raise EngineError(
+                "%s: the engine loaded the image, but %s names %s instead of %s" % (self.context, engine_name(self.reference), now, image_id),
+                self.context,
+            )
+
+    def abort(self) -> None:
+        if self._load is not None and not self._load.done:
+            self._load.abort()
+        self.staging.abort()
 
 
-class DaemonDestination(DockerArchiveDestination):
-    """Loads one image into a Docker engine under ``name:tag``; up to date when that name has the same image ID."""
+class DaemonTransport(Transport):
+    name = "docker-daemon"
+    syntax = "docker-daemon:name:tag"
 
-    kind = "Docker engine image"
+    def parse(self, rest: str, text: str) -> ImageReference:
+        return parse_engine_name(self.name, rest, text)
 
-    def __init__(self, reference: ImageReference, options: ConnectionOptions | None = None):
+    def format(self, reference: ImageReference) -> str:
+        return "docker-daemon:%s" % engine_name(reference)
+
+    def open_source(self, reference: ImageReference, options: ConnectionOptions) -> DockerSaveSource:
+        client = EngineClient(options, str(reference))
+
+        def export(path: str) -> None:
+            with open(path, "wb") as out:
+                client.save_image(engine_name(reference), out)
+
+        return DockerSaveSource(reference, options, ExportedArchive(str(reference), export))
+
+    def open_destination(self, reference: ImageReference, options: ConnectionOptions) -> DockerSaveDestination:
         if reference.repository is None:
             raise InvalidReference(
                 "%s: a docker-daemon destination needs a name: give docker-daemon:name:tag, not an image ID" % reference,
                 str(reference),
             )
-        super().__init__(reference)
-        self.client = EngineClient(options or ConnectionOptions(), self.context)
-        self._load: ImageLoad | None = None
-        self._config_digest: str | None = None
+        return DockerSaveDestination(reference, options, EngineLoadSink(reference, EngineClient(options, str(reference))))
 
-    # Only spooled layers use the temporary directory; it goes where temporary files go.
-    def temp_parent(self) -> str:
-        return tempfile.gettempdir()
 
-    def check_parent(self) -> None:
-        pass
-
-    def target_exists(self) -> bool:
-        return self.current_digest() is not None
-
-    def recognize(self) -> bool:
-        return True
-
-    def current_digest(self) -> str | None:
-        return self.client.image_id(engine_name(self.reference))
-
-    def prepare_temp(self, temp: str) -> None:
-        # The first blob opens the load; the tar then grows inside the request body.
-        self._load = self.client.start_load()
-        self._tar = _LoadTarWriter(self._load, self.context)
-
-    def put_manifest(self, raw: bytes, media_type: str, digest: str, top: bool) -> None:
-        super().put_manifest(raw, media_type, digest, top)
-        self._config_digest = json.loads(raw.decode("utf-8"))["config"]["digest"]
-
-    def commit(self) -> None:
-        if not self._top_written or self._tar is None or self._load is None:
-            raise OCIError("%s: nothing to commit: no top-level manifest was written" % self.context, self.context)
-        tar, self._tar = self._tar, None
-        tar.finish()
-        self._load.finish()
-        self.abort()  # the emptied temporary directory
-        now = self.current_digest()
-        if now != self._config_digest:
-            raise EngineError(
-                "%s: the engine loaded the image, but %s names %s instead of %s" % (self.context, engine_name(self.reference), now, self._config_digest),
-                self.context,
-            )
+register(DaemonTransport())

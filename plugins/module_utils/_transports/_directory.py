@@ -10,8 +10,8 @@ Layout (Directory Transport Version 1.1; 1.0 and no version file are read too)::
     <hex>                        every blob (config and layers), named by its sha256 hex
 
 Writing (``DirectoryDestination``) builds the whole directory under a temporary name next to
-PATH and renames it into place on commit. This module also holds what every local writer
-shares: temporary names, streaming a blob to a file, atomic file replacement.
+PATH and renames it into place on commit. Deleting removes the directory, only when it holds
+nothing but a dir: image.
 """
 
 from __future__ import annotations
@@ -19,84 +19,33 @@ from __future__ import annotations
 import errno
 import io
 import os
+import re
 import shutil
-import threading
 from typing import BinaryIO
 
 from .. import _media
-from .._digest import sha256_digest, verify_bytes
-from .._errors import InvalidManifest, LocalFormatError, NotFound, OCIError
+from .._digest import VerifyingReader, sha256_digest, verify_bytes
+from .._errors import InvalidReference, LocalFormatError, NotFound, OCIError
+from .._options import ConnectionOptions
 from .._reference import ImageReference, validate_digest
-from ._base import ImageDestination, ImageSource, verified_stream
+from ._base import DeleteTarget, ImageSource
+from ._local import TEMP_PREFIX, DirectoryFiles, LocalDestination, open_verified_blob, swap_directory, sync_directory, write_new_file
+from ._table import Transport, register
 
 VERSION_FILE = "version"
 MANIFEST_FILE = "manifest.json"
 KNOWN_VERSIONS = ("Directory Transport Version: 1.0", "Directory Transport Version: 1.1")
 # The exact bytes skopeo 1.9 writes to ``version``.
 VERSION_BYTES = b"Directory Transport Version: 1.1\n"
-# Temporary files and directories of the local writers start with these, so a killed run is recognizable.
-TEMP_PREFIX = ".oci-images-tmp-"
-OLD_PREFIX = ".oci-images-old-"
-_WRITE_CHUNK = 1024 * 1024
-
-
-def read_whole(opened: tuple[BinaryIO, int] | None, what: str, limit: int, context: str) -> bytes | None:
-    """Read an opened (stream, size) whole, refusing more than ``limit`` bytes; None when nothing was opened."""
-    if opened is None:
-        return None
-    stream, size = opened
-    with stream:
-        if size > limit:
-            raise InvalidManifest("%s: %s is %d bytes, over the %d-byte limit" % (context, what, size, limit), context)
-        return stream.read(limit + 1)
-
-
-class DirectoryFiles:
-    """Read access to the files under one local directory, by path relative to it."""
-
-    def __init__(self, root: str):
-        self.root = root
-
-    def exists(self) -> bool:
-        return os.path.isdir(self.root)
-
-    def _path(self, relative: str) -> str:
-        return os.path.join(self.root, *relative.split("/"))
-
-    def has(self, relative: str) -> bool:
-        return os.path.isfile(self._path(relative))
-
-    def read(self, relative: str, limit: int, context: str) -> bytes | None:
-        """The whole file (None when absent); InvalidManifest past ``limit`` bytes."""
-        return read_whole(self.open(relative), relative, limit, context)
-
-    def open(self, relative: str) -> tuple[BinaryIO, int] | None:
-        """An open binary stream and its size, or None when the file does not exist."""
-        try:
-            stream = open(self._path(relative), "rb")  # noqa: SIM115 - the caller closes it
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            return None
-        return stream, os.fstat(stream.fileno()).st_size
-
-    def close(self) -> None:
-        pass
-
-
-def open_verified_blob(files, relative: str, digest: str, size: int | None, context: str) -> BinaryIO:
-    """A blob stream from ``files`` checked against digest and size as it is read; NotFound when absent."""
-    opened = files.open(relative)
-    if opened is None:
-        raise NotFound("%s: blob %s is missing (no %s in %s)" % (context, digest, relative, files.root), context)
-    stream, actual_size = opened
-    # With no declared size, the stored size still lets consumers send Content-Length.
-    return verified_stream(stream, digest, size if size is not None else actual_size, context)
+# The files a dir: image may hold (signatures included); anything else stops a delete.
+_IMAGE_FILE = re.compile(r"^(version|manifest\.json|[a-f0-9]{64}(\.manifest\.json|\.signature-\d+)?|signature-\d+)$")
 
 
 class DirectorySource(ImageSource):
     """An image (or index with its children) stored by ``skopeo copy ... dir:PATH``."""
 
-    def __init__(self, reference: ImageReference):
-        super().__init__(reference)
+    def __init__(self, reference: ImageReference, options: ConnectionOptions | None = None):
+        super().__init__(reference, options)
         self.context = str(reference)
         self.files = DirectoryFiles(reference.path or "")
         self._top: bytes | None = None
@@ -134,7 +83,7 @@ class DirectorySource(ImageSource):
         _unused, media_type = _media.parse_manifest(raw, None, self.context)
         return raw, media_type
 
-    def open_blob(self, digest: str, size: int | None = None) -> BinaryIO:
+    def open_blob(self, digest: str, size: int | None = None) -> VerifyingReader:
         validate_digest(digest, self.context)
         return open_verified_blob(self.files, digest.partition(":")[2], digest, size, self.context)
 
@@ -142,180 +91,13 @@ class DirectorySource(ImageSource):
 # --- writing ----------------------------------------------------------------------------------
 
 
-def temp_name(prefix: str = TEMP_PREFIX) -> str:
-    """A fresh file name with a recognizable prefix."""
-    return prefix + os.urandom(8).hex()
-
-
-def make_temp_dir(parent: str, prefix: str = TEMP_PREFIX) -> str:
-    """Create a new empty directory under ``parent`` and return its path."""
-    while True:
-        path = os.path.join(parent, temp_name(prefix))
-        try:
-            # 0o777 minus the umask: the same mode skopeo's directories get.
-            os.mkdir(path, 0o777)
-        except FileExistsError:
-            continue
-        return path
-
-
-def remove_path(path: str) -> None:
-    """Remove a file or a directory tree; nothing happens when it is already gone."""
-    if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-
-
-def copy_stream(stream: BinaryIO, out) -> int:
-    """Copy ``stream`` to ``out`` in chunks until EOF (so a VerifyingReader checks the digest); return the byte count."""
-    total = 0
-    while True:
-        chunk = stream.read(_WRITE_CHUNK)
-        if not chunk:
-            return total
-        out.write(chunk)
-        total += len(chunk)
-
-
-def write_new_file(path: str, stream: BinaryIO) -> int:
-    """Write ``stream`` to a new file at ``path`` and fsync it; on any failure nothing is left at ``path``."""
-    # 0o666 minus the umask, like files skopeo creates.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            total = copy_stream(stream, out)
-            out.flush()
-            os.fsync(out.fileno())
-    except BaseException:
-        remove_path(path)
-        raise
-    return total
-
-
-def replace_file(path: str, data: bytes) -> None:
-    """Replace (or create) ``path`` with ``data`` atomically: a temp file in the same directory, then rename."""
-    temp = os.path.join(os.path.dirname(path), temp_name())
-    write_new_file(temp, io.BytesIO(data))
-    try:
-        os.replace(temp, path)
-    except BaseException:
-        remove_path(temp)
-        raise
-
-
-def sync_directory(path: str) -> None:
-    """fsync a directory so the renames in it survive a crash (best effort: not every filesystem allows it)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-class LocalDestination(ImageDestination):
-    """What the local writers share: a temporary directory, made on the first write, that abort and close remove.
-
-    Opening writes nothing; only ``put_blob``/``put_manifest`` create the temporary directory.
-    """
-
-    def __init__(self, reference: ImageReference):
-        super().__init__(reference)
-        self.context = str(reference)
-        # Symbolic links are resolved first (as skopeo does), so a replace swaps the real directory, not the link.
-        self.path = os.path.realpath(reference.path or "")
-        self._temp: str | None = None
-        self._temp_lock = threading.Lock()
-        # digest -> size of each blob written in this session
-        self.written: dict[str, int] = {}
-
-    @property
-    def parent(self) -> str:
-        return os.path.dirname(os.path.abspath(self.path))
-
-    def check_parent(self) -> None:
-        """Refuse a path whose parent directory does not exist (skopeo does not create it either)."""
-        if not os.path.isdir(self.parent):
-            raise LocalFormatError(
-                "%s: directory %s does not exist; create it first or choose another path" % (self.context, self.parent),
-                self.context,
-            )
-
-    def temp_parent(self) -> str:
-        """Where the temporary directory goes: next to the destination, so renames stay on one filesystem."""
-        return self.parent
-
-    def prepare_temp(self, temp: str) -> None:
-        """Hook: fill a fresh temporary directory (called once, under the lock)."""
-
-    def temp_dir(self) -> str:
-        """The temporary directory, created on first use."""
-        with self._temp_lock:
-            if self._temp is None:
-                self.check_parent()
-                temp = make_temp_dir(self.temp_parent())
-                try:
-                    self.prepare_temp(temp)
-                except BaseException:
-                    remove_path(temp)
-                    raise
-                self._temp = temp
-            return self._temp
-
-    def stage_file(self, relative: str, stream: BinaryIO) -> int:
-        """Write ``stream`` to ``relative`` inside the temporary directory; only a verified, complete file gets that name."""
-        temp = self.temp_dir()
-        final = os.path.join(temp, *relative.split("/"))
-        directory = os.path.dirname(final)
-        os.makedirs(directory, exist_ok=True)
-        # A per-call partial name: parallel or retried writes of one blob never share a file.
-        partial = os.path.join(directory, temp_name(".partial-"))
-        size = write_new_file(partial, stream)
-        os.replace(partial, final)
-        return size
-
-    def release_temp(self) -> None:
-        """Forget the temporary directory without removing it (it was renamed into place)."""
-        with self._temp_lock:
-            self._temp = None
-
-    def abort(self) -> None:
-        with self._temp_lock:
-            temp, self._temp = self._temp, None
-        if temp is not None:
-            remove_path(temp)
-
-    def close(self) -> None:
-        self.abort()
-
-
-def swap_directory(new: str, target: str) -> None:
-    """Put directory ``new`` at ``target``, replacing what is there: rename the old one away, the new one in, delete the old."""
-    old = os.path.join(os.path.dirname(os.path.abspath(target)), temp_name(OLD_PREFIX))
-    os.rename(target, old)
-    try:
-        os.rename(new, target)
-    except BaseException:
-        os.rename(old, target)
-        raise
-    remove_path(old)
-
-
 class DirectoryDestination(LocalDestination):
     """Writes ``dir:PATH`` the way skopeo does; an existing image directory is replaced as a whole on commit."""
 
     can_hold_index = True
 
-    def __init__(self, reference: ImageReference):
-        super().__init__(reference)
+    def __init__(self, reference: ImageReference, options: ConnectionOptions | None = None):
+        super().__init__(reference, options)
         self._top_written = False
 
     def _state(self) -> str:
@@ -377,3 +159,67 @@ class DirectoryDestination(LocalDestination):
                 swap_directory(temp, self.path)
         self.release_temp()
         sync_directory(self.parent)
+
+
+class DirectoryDeleteTarget(DeleteTarget):
+    """A dir: image is deleted as a whole: the directory goes, only when it holds nothing but the image."""
+
+    method = "directory"
+
+    def exists(self) -> bool:
+        return os.path.lexists(self.reference.path or "")
+
+    def _manifest_digest(self) -> str:
+        path, where = self.reference.path or "", str(self.reference)
+        if os.path.islink(path) or not os.path.isdir(path):
+            raise LocalFormatError("%s: %s is not a directory; refusing to remove it" % (where, path), where)
+        files = DirectoryFiles(path)
+        version = files.read(VERSION_FILE, 4096, where)
+        manifest = files.read(MANIFEST_FILE, _media.MAX_MANIFEST_BYTES, where)
+        if version is None or manifest is None:
+            raise LocalFormatError("%s: %s holds no dir: image (no version and manifest.json); refusing to remove it" % (where, path), where)
+        text = version.decode("utf-8", "replace").strip()
+        if text not in KNOWN_VERSIONS:
+            raise LocalFormatError("%s: %s/version says %r, not a dir: image; refusing to remove it" % (where, path, text), where)
+        return sha256_digest(manifest)
+
+    def names(self) -> dict[str, str]:
+        return {self.reference.path or "": self._manifest_digest()}
+
+    def remove(self, names: list[str], check_mode: bool) -> tuple[dict[str, str], int]:
+        path, where = self.reference.path or "", str(self.reference)
+        digest = self._manifest_digest()
+        freed = 0
+        for name in os.listdir(path):
+            full = os.path.join(path, name)
+            if os.path.islink(full) or not os.path.isfile(full) or not (_IMAGE_FILE.match(name) or name.startswith(TEMP_PREFIX)):
+                raise LocalFormatError("%s: %s holds %s, which a dir: image does not have; refusing to remove the directory" % (where, path, name), where)
+            freed += os.stat(full).st_size
+        if not check_mode:
+            shutil.rmtree(path)
+        return {path: digest}, freed
+
+
+class DirectoryTransport(Transport):
+    name = "dir"
+    syntax = "dir:PATH"
+
+    def parse(self, rest: str, text: str) -> ImageReference:
+        if not rest:
+            raise InvalidReference("dir reference %r has an empty path: give dir:/path/to/directory" % text, text)
+        return ImageReference(self.name, path=rest, text=text)
+
+    def format(self, reference: ImageReference) -> str:
+        return "dir:%s" % reference.path
+
+    def open_source(self, reference: ImageReference, options: ConnectionOptions) -> DirectorySource:
+        return DirectorySource(reference, options)
+
+    def open_destination(self, reference: ImageReference, options: ConnectionOptions) -> DirectoryDestination:
+        return DirectoryDestination(reference, options)
+
+    def delete_target(self, reference: ImageReference, options: ConnectionOptions) -> DirectoryDeleteTarget:
+        return DirectoryDeleteTarget(reference, options)
+
+
+register(DirectoryTransport())

@@ -1,16 +1,23 @@
 # Copyright (c) oci.images contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""docker:// — images in a registry, read through the shared RegistryClient."""
+"""docker:// — images in a registry repository, through the process's shared RegistryClient.
+
+Deleting works through ``image_delete``'s tag-safe method (a manifest delete takes every tag on
+it along): the delete target hands over the client and repository.
+"""
 
 from __future__ import annotations
 
 from typing import BinaryIO
 
-from .._errors import DigestMismatch, OCIError
+from .._digest import VerifyingReader
+from .._errors import DigestMismatch, InvalidReference, OCIError
 from .._options import ConnectionOptions
-from .._reference import ImageReference
+from .._reference import DEFAULT_REGISTRY, ImageReference, parse_docker_name
 from .._registry._client import RegistryClient
-from ._base import ImageDestination, ImageSource
+from .._registry._clients import registry_client
+from ._base import DeleteTarget, ImageDestination, ImageSource
+from ._table import Transport, register
 
 
 class _RegistryRepository:
@@ -18,9 +25,8 @@ class _RegistryRepository:
 
     reference: ImageReference
 
-    def _connect(self, options: ConnectionOptions | None, client: RegistryClient | None) -> None:
-        self.options = options or ConnectionOptions()
-        self.client = client or RegistryClient(self.reference.registry or "docker.io", self.options)
+    def _connect(self, client: RegistryClient | None) -> None:
+        self.client = client or RegistryClient(self.reference.registry or DEFAULT_REGISTRY, self.options)
         self._owns_client = client is None
         self.repository = self.reference.repository or ""
 
@@ -40,8 +46,8 @@ class RegistrySource(_RegistryRepository, ImageSource):
     can_list_tags = True
 
     def __init__(self, reference: ImageReference, options: ConnectionOptions | None = None, client: RegistryClient | None = None):
-        super().__init__(reference)
-        self._connect(options, client)
+        super().__init__(reference, options)
+        self._connect(client)
         # Digests the registry reported for manifests we fetched, keyed by the raw bytes' identity.
         self._registry_digests: dict[bytes, str] = {}
 
@@ -62,11 +68,14 @@ class RegistrySource(_RegistryRepository, ImageSource):
         """The registry's digest for a manifest we fetched (differs from sha256(raw) for signed v2s1)."""
         return self._registry_digests.get(raw) or super().manifest_digest(raw)
 
-    def open_blob(self, digest: str, size: int | None = None) -> BinaryIO:
-        return self.client.get_blob(self.repository, digest, size)  # type: ignore[return-value]
+    def open_blob(self, digest: str, size: int | None = None) -> VerifyingReader:
+        return self.client.get_blob(self.repository, digest, size)
 
     def list_tags(self) -> list[str]:
         return self.client.list_tags(self.repository)
+
+    def read_tag(self, tag: str) -> tuple[bytes, str, str]:
+        return self.client.get_manifest(self.repository, tag)
 
 
 class RegistryDestination(_RegistryRepository, ImageDestination):
@@ -75,8 +84,8 @@ class RegistryDestination(_RegistryRepository, ImageDestination):
     can_hold_index = True
 
     def __init__(self, reference: ImageReference, options: ConnectionOptions | None = None, client: RegistryClient | None = None):
-        super().__init__(reference)
-        self._connect(options, client)
+        super().__init__(reference, options)
+        self._connect(client)
 
     def current_digest(self) -> str | None:
         return self._head_digest()
@@ -90,7 +99,7 @@ class RegistryDestination(_RegistryRepository, ImageDestination):
 
     def can_mount_from(self, source: ImageSource) -> bool:
         origin = source.reference
-        return origin.transport == self.reference.transport and origin.registry == self.reference.registry and origin.repository != self.repository
+        return isinstance(source, RegistrySource) and origin.registry == self.reference.registry and origin.repository != self.repository
 
     def mount_blob(self, digest: str, source: ImageSource) -> bool:
         if not self.can_mount_from(source):
@@ -111,3 +120,55 @@ class RegistryDestination(_RegistryRepository, ImageDestination):
             )
         ref = (self.reference.tag_or_default or digest) if top and not self.reference.digest else digest
         self.client.put_manifest(self.repository, ref, raw, media_type)
+
+
+class RegistryDeleteTarget(DeleteTarget):
+    """A registry repository: image_delete's tag-safe method works on it through ``client`` and ``repository``."""
+
+    deleting_a_manifest_takes_its_tags = True
+    holds_names = True
+
+    def __init__(self, reference: ImageReference, options: ConnectionOptions | None = None):
+        super().__init__(reference, options)
+        self.client = registry_client(reference.registry, self.options)
+        self.repository = reference.repository or ""
+
+    def exists(self) -> bool:
+        return True
+
+    def open_source(self) -> RegistrySource:
+        return RegistrySource(self.reference, self.options, client=self.client)
+
+    def names(self) -> dict[str, str]:
+        raise NotImplementedError("registry deletes go through the tag-safe method")
+
+    def remove(self, names: list[str], check_mode: bool) -> tuple[dict[str, str], int]:
+        raise NotImplementedError("registry deletes go through the tag-safe method")
+
+
+class RegistryTransport(Transport):
+    name = "docker"
+    syntax = "docker://HOST/REPOSITORY[:TAG|@DIGEST]"
+    is_registry = True
+    holds_names = True
+
+    def parse(self, rest: str, text: str) -> ImageReference:
+        if not rest.startswith("//"):
+            raise InvalidReference("docker reference %r must begin with docker:// (e.g. docker://registry.example.com/app:1.0)" % text, text)
+        registry, repository, tag, digest = parse_docker_name(rest[2:], text)
+        return ImageReference(self.name, registry=registry, repository=repository, tag=tag, digest=digest, text=text)
+
+    def format(self, reference: ImageReference) -> str:
+        return "docker://%s" % reference.docker_reference
+
+    def open_source(self, reference: ImageReference, options: ConnectionOptions) -> RegistrySource:
+        return RegistrySource(reference, options, client=registry_client(reference.registry, options))
+
+    def open_destination(self, reference: ImageReference, options: ConnectionOptions) -> RegistryDestination:
+        return RegistryDestination(reference, options, client=registry_client(reference.registry, options))
+
+    def delete_target(self, reference: ImageReference, options: ConnectionOptions) -> RegistryDeleteTarget:
+        return RegistryDeleteTarget(reference, options)
+
+
+register(RegistryTransport())

@@ -1,30 +1,141 @@
 # Copyright (c) oci.images contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Editing an OCI layout in place for deletes: index.json rewrites, and which blobs entries still reach.
+"""The OCI image layout's own format: ``index.json`` entries and ref names, blob paths, the writers' lock.
 
-Whoever changes ``index.json`` or removes blobs holds the writer's ``LayoutLock`` (an exclusive
-``flock`` on ``<layout>/.oci-images.lock``) for the whole read-modify-write, so a delete and a
-concurrent ``image_copy`` into the same layout never lose each other's changes.
+``index.json`` is written byte for byte as skopeo 1.9 writes it. Whoever changes ``index.json``
+or removes blobs holds ``LayoutLock`` (an exclusive ``flock`` on ``<layout>/.oci-images.lock``)
+for the whole read-modify-write, so a delete and concurrent copies into the same layout never
+lose each other's changes.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator
 
 from .. import _media
+from .._convert import go_json
 from .._errors import LocalFormatError
-from .._reference import validate_digest
-from ._directory import replace_file, sync_directory
-from ._oci_layout import INDEX_FILE, REF_NAME_ANNOTATION, LayoutLock, blob_path, index_json_bytes
+from .._reference import ImageReference, validate_digest
+from ._local import replace_file, sync_directory
+
+try:
+    import fcntl
+
+    HAS_FCNTL = True
+except ImportError:  # not on Windows; locking is then skipped
+    HAS_FCNTL = False
+
+REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
+LAYOUT_FILE = "oci-layout"
+INDEX_FILE = "index.json"
+SUPPORTED_LAYOUT_VERSIONS = ("1.0.0",)
+# The exact bytes skopeo 1.9 writes to oci-layout.
+LAYOUT_BYTES = b'{"imageLayoutVersion": "1.0.0"}'
+LOCK_FILE = ".oci-images.lock"
+# Field order of the Go structs skopeo 1.9 marshals index.json from (image-spec v1.1.0-rc2);
+# the fields after ``size`` are omitted when empty, as Go's omitempty does.
+_INDEX_FIELDS = ("schemaVersion", "mediaType", "manifests", "annotations")
+_DESCRIPTOR_FIELDS = ("mediaType", "digest", "size", "urls", "annotations", "data", "platform")
+_PLATFORM_FIELDS = ("architecture", "os", "os.version", "os.features", "variant")
+_ALWAYS_WRITTEN = ("schemaVersion", "manifests", "digest", "size", "architecture", "os")
 
 
-@contextlib.contextmanager
-def locked_layout(path: str) -> Iterator[None]:
-    """Hold the layout's exclusive lock, the one OCILayoutDestination takes (blocks until the holder lets go)."""
-    with LayoutLock(path):
-        yield
+def blob_path(digest: str) -> str:
+    """``sha256:abc`` -> ``blobs/sha256/abc`` (the digest is validated first, so no path tricks)."""
+    algorithm, _unused, encoded = digest.partition(":")
+    return "blobs/%s/%s" % (algorithm, encoded)
+
+
+def ref_names(index: dict) -> list[str]:
+    """The ref names in an index.json, in order, each once."""
+    names: list[str] = []
+    for descriptor in index.get("manifests") or []:
+        name = (descriptor.get("annotations") or {}).get(REF_NAME_ANNOTATION)
+        if name and name not in names:
+            names.append(name)
+    return names
+
+
+def entries_named(index: dict, ref: str) -> list[dict]:
+    """The index.json entries whose ref name is ``ref``."""
+    return [d for d in index.get("manifests") or [] if (d.get("annotations") or {}).get(REF_NAME_ANNOTATION) == ref]
+
+
+def _go_order(doc: dict, fields: tuple) -> dict:
+    """``doc`` with known fields in Go struct order (empty optional ones dropped), other fields kept after them."""
+    out = {}
+    for key in fields:
+        if key in doc and (key in _ALWAYS_WRITTEN or doc[key] not in (None, "", [], {})):
+            out[key] = doc[key]
+    for key, value in doc.items():
+        if key not in out and key not in fields:
+            out[key] = value
+    return out
+
+
+def index_json_bytes(index: dict) -> bytes:
+    """index.json as skopeo writes it: compact Go-style JSON in the structs' field order."""
+    manifests = []
+    for descriptor in index.get("manifests") or []:
+        descriptor = _go_order(descriptor, _DESCRIPTOR_FIELDS)
+        if isinstance(descriptor.get("platform"), dict):
+            descriptor["platform"] = _go_order(descriptor["platform"], _PLATFORM_FIELDS)
+        manifests.append(descriptor)
+    return go_json(_go_order(dict(index, manifests=manifests), _INDEX_FIELDS))
+
+
+def add_index_entry(index: dict, entry: dict) -> dict:
+    """A copy of ``index`` with ``entry`` added the way skopeo 1.9 adds it.
+
+    A ref name moves: the first entry that had it loses the annotation but stays. Then the first
+    unnamed entry with the same digest is replaced in place; otherwise the entry is appended.
+    """
+    manifests = [dict(d) for d in index.get("manifests") or []]
+    name = (entry.get("annotations") or {}).get(REF_NAME_ANNOTATION)
+    if name:
+        for descriptor in manifests:
+            annotations = descriptor.get("annotations") or {}
+            if annotations.get(REF_NAME_ANNOTATION) == name:
+                descriptor["annotations"] = {k: v for k, v in annotations.items() if k != REF_NAME_ANNOTATION}
+                break
+    for i, descriptor in enumerate(manifests):
+        if descriptor.get("digest") == entry["digest"] and not (descriptor.get("annotations") or {}).get(REF_NAME_ANNOTATION):
+            manifests[i] = dict(entry)
+            break
+    else:
+        manifests.append(dict(entry))
+    out = dict(index)
+    out.setdefault("schemaVersion", 2)
+    out["manifests"] = manifests
+    return out
+
+
+def index_entry(reference: ImageReference, raw: bytes, media_type: str, digest: str) -> dict:
+    """The index.json descriptor for a top-level manifest, named by the reference's REF if it has one."""
+    entry: dict = {"mediaType": media_type, "digest": digest, "size": len(raw)}
+    if reference.ref_name:
+        entry["annotations"] = {REF_NAME_ANNOTATION: reference.ref_name}
+    return entry
+
+
+class LayoutLock:
+    """An exclusive flock on ``<layout>/.oci-images.lock`` for the read-modify-write of index.json."""
+
+    def __init__(self, layout: str):
+        self.path = os.path.join(layout, LOCK_FILE)
+        self._fd: int | None = None
+
+    def __enter__(self):
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        if HAS_FCNTL:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        if self._fd is not None:
+            os.close(self._fd)  # closing releases the lock
+            self._fd = None
+        return False
 
 
 def read_index(path: str, context: str) -> dict:
@@ -41,11 +152,6 @@ def write_index(path: str, index: dict) -> None:
     """Replace index.json atomically, in the byte form skopeo writes."""
     replace_file(os.path.join(path, INDEX_FILE), index_json_bytes(index))
     sync_directory(path)
-
-
-def entries_named(index: dict, ref: str) -> list[dict]:
-    """The index.json entries whose ref name is ``ref``."""
-    return [d for d in index.get("manifests") or [] if (d.get("annotations") or {}).get(REF_NAME_ANNOTATION) == ref]
 
 
 def reachable_blobs(path: str, descriptors: list[dict], context: str) -> set[str]:

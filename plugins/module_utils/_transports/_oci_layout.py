@@ -12,60 +12,61 @@ or is appended. A new layout is built under a temporary name and renamed into pl
 existing layout, blobs are staged in a hidden temporary directory inside it and moved in on
 commit, and index.json is re-read, updated and atomically replaced under an exclusive lock
 (``.oci-images.lock``), so concurrent writers of different refs never lose an entry.
+
+Deleting a ref rewrites index.json first, then removes the blobs nothing else reaches, under
+the same lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import json
 import os
-from typing import BinaryIO
+import re
 
 from .. import _media
-from .._convert import go_json
-from .._digest import verify_bytes
+from .._digest import VerifyingReader, verify_bytes
 from .._errors import InvalidReference, LocalFormatError, NotFound, OCIError
-from .._reference import ImageReference, validate_digest
-from ._base import ImageSource
-from ._directory import DirectoryFiles, LocalDestination, open_verified_blob, replace_file, sync_directory
+from .._options import ConnectionOptions
+from .._reference import ImageReference, split_path, validate_digest
+from ._base import DeleteTarget, ImageSource
+from ._local import DirectoryFiles, LocalDestination, open_verified_blob, replace_file, sync_directory
+from ._oci_index import (
+    INDEX_FILE,
+    LAYOUT_BYTES,
+    LAYOUT_FILE,
+    REF_NAME_ANNOTATION,
+    SUPPORTED_LAYOUT_VERSIONS,
+    LayoutLock,
+    add_index_entry,
+    blob_path,
+    entries_named,
+    index_entry,
+    index_json_bytes,
+    reachable_blobs,
+    read_index,
+    ref_names,
+    remove_blobs,
+    write_index,
+)
+from ._table import Transport, register
 
-try:
-    import fcntl
-
-    HAS_FCNTL = True
-except ImportError:  # not on Windows; locking is then skipped
-    HAS_FCNTL = False
-
-REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
-LAYOUT_FILE = "oci-layout"
-INDEX_FILE = "index.json"
-SUPPORTED_LAYOUT_VERSIONS = ("1.0.0",)
-# The exact bytes skopeo 1.9 writes to oci-layout.
-LAYOUT_BYTES = b'{"imageLayoutVersion": "1.0.0"}'
-LOCK_FILE = ".oci-images.lock"
-# Field order of the Go structs skopeo 1.9 marshals index.json from (image-spec v1.1.0-rc2);
-# the fields after ``size`` are omitted when empty, as Go's omitempty does.
-_INDEX_FIELDS = ("schemaVersion", "mediaType", "manifests", "annotations")
-_DESCRIPTOR_FIELDS = ("mediaType", "digest", "size", "urls", "annotations", "data", "platform")
-_PLATFORM_FIELDS = ("architecture", "os", "os.version", "os.features", "variant")
-_ALWAYS_WRITTEN = ("schemaVersion", "manifests", "digest", "size", "architecture", "os")
-
-
-def blob_path(digest: str) -> str:
-    """``sha256:abc`` -> ``blobs/sha256/abc`` (the digest is validated first, so no path tricks)."""
-    algorithm, _unused, encoded = digest.partition(":")
-    return "blobs/%s/%s" % (algorithm, encoded)
+# OCI image-layout "org.opencontainers.image.ref.name" grammar.
+REF_RE = re.compile(r"^[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*(?:/[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*)*$")
 
 
-def ref_names(index: dict) -> list[str]:
-    """The ref names in an index.json, in order, each once."""
-    names: list[str] = []
-    for descriptor in index.get("manifests") or []:
-        name = (descriptor.get("annotations") or {}).get(REF_NAME_ANNOTATION)
-        if name and name not in names:
-            names.append(name)
-    return names
+def parse_layout_reference(transport: str, rest: str, text: str) -> ImageReference:
+    """``PATH[:REF]`` of an OCI layout or archive."""
+    path, ref = split_path(rest, transport, text)
+    if ref is not None and ref != "" and not REF_RE.match(ref):
+        raise InvalidReference("invalid image reference %r in %r: use letters, digits, '.', '_', '-', ':', '@', '+' and '/'" % (ref, text), text)
+    return ImageReference(transport, path=path, ref_name=ref or None, text=text)
+
+
+def format_layout_reference(reference: ImageReference) -> str:
+    return "%s:%s%s" % (reference.transport, reference.path, ":" + reference.ref_name if reference.ref_name else "")
 
 
 class OCILayoutSource(ImageSource):
@@ -75,8 +76,8 @@ class OCILayoutSource(ImageSource):
     #: how messages name what is missing
     kind = "OCI layout"
 
-    def __init__(self, reference: ImageReference):
-        super().__init__(reference)
+    def __init__(self, reference: ImageReference, options: ConnectionOptions | None = None):
+        super().__init__(reference, options)
         self.context = str(reference)
         self._files = None
         self._index: dict | None = None
@@ -177,7 +178,7 @@ class OCILayoutSource(ImageSource):
         _unused, media_type = _media.parse_manifest(raw, declared, self.context)
         return raw, media_type
 
-    def open_blob(self, digest: str, size: int | None = None) -> BinaryIO:
+    def open_blob(self, digest: str, size: int | None = None) -> VerifyingReader:
         validate_digest(digest, self.context)
         self.index()
         return open_verified_blob(self.files, blob_path(digest), digest, size, self.context)
@@ -185,65 +186,14 @@ class OCILayoutSource(ImageSource):
     def list_tags(self) -> list[str]:
         return ref_names(self.index())
 
+    def read_tag(self, tag: str) -> tuple[bytes, str, str]:
+        for descriptor in entries_named(self.index(), tag):
+            raw, media_type = self.get_manifest(descriptor["digest"])
+            return raw, media_type, descriptor["digest"]
+        raise NotFound("%s: no image named %r" % (self.context, tag), self.context)
+
 
 # --- writing ----------------------------------------------------------------------------------
-
-
-def _go_order(doc: dict, fields: tuple) -> dict:
-    """``doc`` with known fields in Go struct order (empty optional ones dropped), other fields kept after them."""
-    out = {}
-    for key in fields:
-        if key in doc and (key in _ALWAYS_WRITTEN or doc[key] not in (None, "", [], {})):
-            out[key] = doc[key]
-    for key, value in doc.items():
-        if key not in out and key not in fields:
-            out[key] = value
-    return out
-
-
-def index_json_bytes(index: dict) -> bytes:
-    """index.json as skopeo writes it: compact Go-style JSON in the structs' field order."""
-    manifests = []
-    for descriptor in index.get("manifests") or []:
-        descriptor = _go_order(descriptor, _DESCRIPTOR_FIELDS)
-        if isinstance(descriptor.get("platform"), dict):
-            descriptor["platform"] = _go_order(descriptor["platform"], _PLATFORM_FIELDS)
-        manifests.append(descriptor)
-    return go_json(_go_order(dict(index, manifests=manifests), _INDEX_FIELDS))
-
-
-def add_index_entry(index: dict, entry: dict) -> dict:
-    """A copy of ``index`` with ``entry`` added the way skopeo 1.9 adds it.
-
-    A ref name moves: the first entry that had it loses the annotation but stays. Then the first
-    unnamed entry with the same digest is replaced in place; otherwise the entry is appended.
-    """
-    manifests = [dict(d) for d in index.get("manifests") or []]
-    name = (entry.get("annotations") or {}).get(REF_NAME_ANNOTATION)
-    if name:
-        for descriptor in manifests:
-            annotations = descriptor.get("annotations") or {}
-            if annotations.get(REF_NAME_ANNOTATION) == name:
-                descriptor["annotations"] = {k: v for k, v in annotations.items() if k != REF_NAME_ANNOTATION}
-                break
-    for i, descriptor in enumerate(manifests):
-        if descriptor.get("digest") == entry["digest"] and not (descriptor.get("annotations") or {}).get(REF_NAME_ANNOTATION):
-            manifests[i] = dict(entry)
-            break
-    else:
-        manifests.append(dict(entry))
-    out = dict(index)
-    out.setdefault("schemaVersion", 2)
-    out["manifests"] = manifests
-    return out
-
-
-def index_entry(reference: ImageReference, raw: bytes, media_type: str, digest: str) -> dict:
-    """The index.json descriptor for a top-level manifest, named by the reference's REF if it has one."""
-    entry: dict = {"mediaType": media_type, "digest": digest, "size": len(raw)}
-    if reference.ref_name:
-        entry["annotations"] = {REF_NAME_ANNOTATION: reference.ref_name}
-    return entry
 
 
 def named_entry_digest(source: OCILayoutSource) -> str | None:
@@ -259,34 +209,14 @@ def named_entry_digest(source: OCILayoutSource) -> str | None:
         source.close()
 
 
-class LayoutLock:
-    """An exclusive flock on ``<layout>/.oci-images.lock`` for the read-modify-write of index.json."""
-
-    def __init__(self, layout: str):
-        self.path = os.path.join(layout, LOCK_FILE)
-        self._fd: int | None = None
-
-    def __enter__(self):
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-        if HAS_FCNTL:
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
-        return self
-
-    def __exit__(self, *exc):
-        if self._fd is not None:
-            os.close(self._fd)  # closing releases the lock
-            self._fd = None
-        return False
-
-
 class OCILayoutDestination(LocalDestination):
     """Writes one image or index into ``oci:PATH[:REF]``, keeping every other entry of an existing layout."""
 
     can_hold_index = True
     required_format = "oci"  # an OCI layout holds OCI manifests (skopeo converts Docker ones too)
 
-    def __init__(self, reference: ImageReference):
-        super().__init__(reference)
+    def __init__(self, reference: ImageReference, options: ConnectionOptions | None = None):
+        super().__init__(reference, options)
         self._entry: dict | None = None
 
     def _exists(self) -> bool:
@@ -318,7 +248,7 @@ class OCILayoutDestination(LocalDestination):
         except OSError:
             return False
 
-    def put_blob(self, stream: BinaryIO, digest: str, size: int | None, media_type: str | None = None) -> None:
+    def put_blob(self, stream, digest: str, size: int | None, media_type: str | None = None) -> None:
         validate_digest(digest, self.context)
         self.written[digest] = self.stage_file(blob_path(digest), stream)
 
@@ -369,3 +299,71 @@ class OCILayoutDestination(LocalDestination):
                 index, _unused = _media.parse_manifest(raw, _media.OCI_INDEX, "%s (index.json)" % self.context)
             replace_file(os.path.join(self.path, INDEX_FILE), index_json_bytes(add_index_entry(index, self._entry)))
             sync_directory(self.path)
+
+
+class LayoutDeleteTarget(DeleteTarget):
+    """Refs of an OCI layout: index.json loses their entries, then the blobs nothing else reaches go."""
+
+    holds_names = True
+    method = "index"
+
+    def exists(self) -> bool:
+        return os.path.isdir(self.reference.path or "")
+
+    def names(self) -> dict[str, str]:
+        names: dict[str, str] = {}
+        for descriptor in read_index(self.reference.path or "", str(self.reference)).get("manifests") or []:
+            name = (descriptor.get("annotations") or {}).get(REF_NAME_ANNOTATION) if isinstance(descriptor, dict) else None
+            if name:
+                names.setdefault(name, descriptor.get("digest"))
+        return names
+
+    def remove(self, names: list[str], check_mode: bool) -> tuple[dict[str, str], int]:
+        path, where = self.reference.path or "", str(self.reference)
+        # Check mode reads without the lock: taking it creates the lock file, and check mode writes nothing.
+        with contextlib.nullcontext() if check_mode else LayoutLock(path):
+            index = read_index(path, where)
+            entries = [d for d in index.get("manifests") or [] if isinstance(d, dict)]
+            going = [d for d in entries if (d.get("annotations") or {}).get(REF_NAME_ANNOTATION) in names]
+            staying = [d for d in entries if d not in going]
+            removed = {}
+            for descriptor in going:
+                removed.setdefault(descriptor["annotations"][REF_NAME_ANNOTATION], descriptor.get("digest"))
+            if not going:
+                return {}, 0
+            doomed = reachable_blobs(path, going, where) - reachable_blobs(path, staying, where)
+            if check_mode:
+                freed = 0
+                for digest in doomed:
+                    try:
+                        freed += os.stat(os.path.join(path, *blob_path(digest).split("/"))).st_size
+                    except FileNotFoundError:
+                        pass
+                return removed, freed
+            # index.json first: a crash in between leaves unreferenced blobs, never an entry without its blobs.
+            write_index(path, dict(index, manifests=staying))
+            return removed, remove_blobs(path, doomed)
+
+
+class OCILayoutTransport(Transport):
+    name = "oci"
+    syntax = "oci:PATH[:REF]"
+    holds_names = True
+
+    def parse(self, rest: str, text: str) -> ImageReference:
+        return parse_layout_reference(self.name, rest, text)
+
+    def format(self, reference: ImageReference) -> str:
+        return format_layout_reference(reference)
+
+    def open_source(self, reference: ImageReference, options: ConnectionOptions) -> OCILayoutSource:
+        return OCILayoutSource(reference, options)
+
+    def open_destination(self, reference: ImageReference, options: ConnectionOptions) -> OCILayoutDestination:
+        return OCILayoutDestination(reference, options)
+
+    def delete_target(self, reference: ImageReference, options: ConnectionOptions) -> LayoutDeleteTarget:
+        return LayoutDeleteTarget(reference, options)
+
+
+register(OCILayoutTransport())

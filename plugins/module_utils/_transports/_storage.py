@@ -18,16 +18,20 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from .._commands import run_command
 from .._errors import EngineError, InvalidReference, NotFound, OCIError
 from .._options import ConnectionOptions
-from .._reference import ImageReference
-from ._archive import DockerArchiveDestination
-from ._daemon import SpooledArchiveSource, engine_name
+from .._reference import IMAGE_ID_RE, ImageReference, parse_docker_name
+from ._daemon import engine_name
+from ._docker_save import DockerSaveDestination, DockerSaveSource, ExportedArchive, SaveSink
+from ._local import Staging
+from ._table import Transport, register
+from ._tar import ARCHIVE_FILE, TarStreamWriter
 
 
 @dataclass(frozen=True)
@@ -143,46 +147,82 @@ def storage_name(reference: ImageReference) -> str:
     return engine_name(reference)
 
 
-class StorageSource(SpooledArchiveSource):
-    """An image in containers-storage, read from ``podman image save``'s docker-archive."""
+class PodmanLoadSink(SaveSink):
+    """A tar file in the temporary directory, handed to ``podman image load`` on commit and removed."""
 
-    def __init__(self, reference: ImageReference, options: ConnectionOptions | None = None):
-        super().__init__(reference)
-        self.podman = Podman(reference, options or ConnectionOptions())
+    def __init__(self, reference: ImageReference, podman: Podman):
+        self.reference = reference
+        self.podman = podman
+        self.staging = Staging(tempfile.gettempdir)
 
-    def export(self, path: str) -> None:
-        self.podman.save(storage_name(self.reference), path)
+    def open(self) -> tuple[TarStreamWriter, str]:
+        temp = self.staging.path()
+        return TarStreamWriter.create(os.path.join(temp, ARCHIVE_FILE)), temp
+
+    def current_image_id(self) -> str | None:
+        return self.podman.image_id(storage_name(self.reference))
+
+    def commit(self, image_id: str) -> None:
+        temp = self.staging.current
+        if temp is None:
+            raise OCIError("%s: nothing to commit: no image was written" % self.reference, str(self.reference))
+        try:
+            self.podman.load(os.path.join(temp, ARCHIVE_FILE))
+        finally:
+            self.staging.abort()
+
+    def abort(self) -> None:
+        self.staging.abort()
 
 
-class StorageDestination(DockerArchiveDestination):
-    """Loads one image into containers-storage under ``name:tag``; up to date when that name has the same image ID.
+_HEX_ID = re.compile(r"^[a-f0-9]{64}$")
 
-    The archive is built by the docker-archive writer as a file in the temporary directory,
-    then handed to ``podman image load`` and removed.
-    """
 
-    kind = "containers-storage image"
+class StorageTransport(Transport):
+    name = "containers-storage"
+    syntax = "containers-storage:[STORE]name:tag"
 
-    def __init__(self, reference: ImageReference, options: ConnectionOptions | None = None):
+    def parse(self, rest: str, text: str) -> ImageReference:
+        store = None
+        if rest.startswith("["):
+            end = rest.find("]")
+            if end < 0:
+                raise InvalidReference("store specifier in %r is missing its closing ']'" % text, text)
+            store, rest = rest[1:end], rest[end + 1 :]
+            if not store:
+                raise InvalidReference("empty store specifier in %r: use [driver@root+runroot:options]" % text, text)
+        if not rest:
+            raise InvalidReference("containers-storage reference %r names no image" % text, text)
+        if rest.startswith("@"):
+            image_id = rest[1:]
+            if not _HEX_ID.match(image_id):
+                raise InvalidReference("invalid image ID %r in %r: need 64 lowercase hex characters" % (image_id, text), text)
+            return ImageReference(self.name, store=store, image_id="sha256:" + image_id, text=text)
+        if IMAGE_ID_RE.match(rest) and not rest.startswith("sha256:"):
+            return ImageReference(self.name, store=store, image_id="sha256:" + rest, text=text)
+        name, at, id_part = rest.partition("@")
+        if at and _HEX_ID.match(id_part):
+            # name@imageid form
+            registry, repository, tag, _unused = parse_docker_name(name, text)
+            return ImageReference(self.name, store=store, registry=registry, repository=repository, tag=tag, image_id="sha256:" + id_part, text=text)
+        registry, repository, tag, digest = parse_docker_name(rest, text)
+        return ImageReference(self.name, store=store, registry=registry, repository=repository, tag=tag, digest=digest, text=text)
+
+    def format(self, reference: ImageReference) -> str:
+        store = "[%s]" % reference.store if reference.store else ""
+        return "containers-storage:%s%s" % (store, reference.docker_reference or ("@" + (reference.image_id or "")))
+
+    def open_source(self, reference: ImageReference, options: ConnectionOptions) -> DockerSaveSource:
+        podman = Podman(reference, options)
+        return DockerSaveSource(reference, options, ExportedArchive(str(reference), lambda path: podman.save(storage_name(reference), path)))
+
+    def open_destination(self, reference: ImageReference, options: ConnectionOptions) -> DockerSaveDestination:
         if reference.repository is None or reference.digest is not None:
             raise InvalidReference(
                 "%s: a containers-storage destination needs name:tag (not an image ID or a digest)" % reference,
                 str(reference),
             )
-        self._archive_dir = tempfile.gettempdir()
-        archive = os.path.join(self._archive_dir, "oci-images-load-%s.tar" % os.urandom(8).hex())
-        super().__init__(replace(reference, path=archive))
-        self.podman = Podman(reference, options or ConnectionOptions())
+        return DockerSaveDestination(reference, options, PodmanLoadSink(reference, Podman(reference, options)))
 
-    def current_digest(self) -> str | None:
-        return self.podman.image_id(storage_name(self.reference))
 
-    def commit(self) -> None:
-        super().commit()  # the archive is now complete at self.path
-        try:
-            self.podman.load(self.path)
-        finally:
-            try:
-                os.unlink(self.path)
-            except FileNotFoundError:
-                pass
+register(StorageTransport())

@@ -13,7 +13,7 @@ from ansible_collections.oci.images.plugins.module_utils._digest import sha256_d
 from ansible_collections.oci.images.plugins.module_utils._errors import DigestMismatch, InvalidManifest, NotFound, RegistryError
 from ansible_collections.oci.images.plugins.module_utils._options import ConnectionOptions
 from ansible_collections.oci.images.plugins.module_utils._reference import parse_reference
-from ansible_collections.oci.images.plugins.module_utils._transports._open import open_source
+from ansible_collections.oci.images.plugins.module_utils._transports._table import open_source
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"

@@ -22,7 +22,7 @@ from images import build_image
 from ansible_collections.oci.images.plugins.module_utils import _media
 from ansible_collections.oci.images.plugins.module_utils._errors import DigestMismatch, InvalidReference, LocalFormatError, NotFound
 from ansible_collections.oci.images.plugins.module_utils._reference import parse_reference
-from ansible_collections.oci.images.plugins.module_utils._transports._open import open_source
+from ansible_collections.oci.images.plugins.module_utils._transports._table import open_source
 
 
 def sha256(data: bytes) -> str:

@@ -27,7 +27,7 @@ from ansible_collections.oci.images.plugins.module_utils._digest import Verifyin
 from ansible_collections.oci.images.plugins.module_utils._errors import DigestMismatch, InvalidReference, LocalFormatError
 from ansible_collections.oci.images.plugins.module_utils._reference import parse_reference
 from ansible_collections.oci.images.plugins.module_utils._transports import _oci_layout
-from ansible_collections.oci.images.plugins.module_utils._transports._open import open_destination, open_source
+from ansible_collections.oci.images.plugins.module_utils._transports._table import open_destination, open_source
 
 REF_NAME = "org.opencontainers.image.ref.name"
 

@@ -1,0 +1,142 @@
+# Copyright (c) oci.images contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""``oci-archive:PATH[:REF]`` — an OCI image layout packed in a tar: the layout's code over the tar's members.
+
+Reading is the OCI layout source with the members of the tar in place of a directory's files.
+Writing streams one new tar holding a layout with this one image (or index) and replaces PATH
+with it on commit, as skopeo 1.9 does; a file that is not an OCI archive is never replaced.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+import threading
+import time
+
+from .._digest import verify_bytes
+from .._errors import OCIError
+from .._options import ConnectionOptions
+from .._reference import ImageReference, validate_digest
+from ._base import ImageDestination
+from ._oci_index import INDEX_FILE, LAYOUT_BYTES, LAYOUT_FILE, blob_path, index_entry, index_json_bytes
+from ._oci_layout import OCILayoutSource, format_layout_reference, named_entry_digest, parse_layout_reference
+from ._table import Transport, register
+from ._tar import ArchiveFile, ArchiveFiles, TarBuilder, archive_has, drain, new_member
+
+
+class OCIArchiveSource(OCILayoutSource):
+    """An OCI layout packed in a tar (``oci-archive:``), read in place."""
+
+    kind = "OCI archive"
+
+    def open_files(self):
+        return ArchiveFiles(self.reference.path or "", self.context)
+
+
+class OCIArchiveDestination(ImageDestination):
+    """Writes ``oci-archive:PATH[:REF]``: a tar of an OCI layout holding this one image (or index)."""
+
+    can_hold_index = True
+    required_format = "oci"  # a tar of an OCI layout holds OCI manifests
+
+    def __init__(self, reference: ImageReference, options: ConnectionOptions | None = None):
+        super().__init__(reference, options)
+        self.context = str(reference)
+        self.file = ArchiveFile(reference.path or "", "OCI archive", lambda path: archive_has(path, INDEX_FILE), self.context)
+        self.written: dict[str, int] = {}
+        self._tar: TarBuilder | None = None
+        self._lock = threading.Lock()
+        self._entry: dict | None = None
+        self._dirs: set[str] = set()
+        self._mtime = int(time.time())
+
+    def _member(self, name: str, size: int = 0, kind: bytes = tarfile.REGTYPE) -> tarfile.TarInfo:
+        # Like skopeo, which tars a directory it wrote: the writer's ids, the current time, 0644/0755.
+        info = new_member(name, size, kind)
+        info.mode = 0o755 if kind == tarfile.DIRTYPE else 0o644
+        info.mtime = self._mtime
+        info.uid = os.getuid() if hasattr(os, "getuid") else 0
+        info.gid = os.getgid() if hasattr(os, "getgid") else 0
+        return info
+
+    def _builder(self) -> TarBuilder:
+        with self._lock:
+            if self._tar is None:
+                writer, spool_dir = self.file.open_tar()
+                self._tar = TarBuilder(writer, spool_dir, self._member, self.context)
+            return self._tar
+
+    def current_digest(self) -> str | None:
+        if not self.file.exists():
+            return None
+        return named_entry_digest(OCIArchiveSource(self.reference, self.options))
+
+    def has_blob(self, digest: str, size: int | None = None) -> bool:
+        validate_digest(digest, self.context)
+        return digest in self.written
+
+    def _blob_member(self, tar: TarBuilder, digest: str) -> str:
+        algorithm = digest.partition(":")[0]
+        with self._lock:
+            missing = [d for d in ("blobs", "blobs/" + algorithm) if d not in self._dirs]
+            self._dirs.update(missing)
+        for directory in missing:
+            tar.add_special(directory, tarfile.DIRTYPE)
+        return blob_path(digest)
+
+    def put_blob(self, stream, digest: str, size: int | None, media_type: str | None = None) -> None:
+        validate_digest(digest, self.context)
+        if digest in self.written:
+            drain(stream)
+            return
+        tar = self._builder()
+        self.written[digest] = tar.add_member(self._blob_member(tar, digest), stream, size)
+
+    def put_manifest(self, raw: bytes, media_type: str, digest: str, top: bool) -> None:
+        validate_digest(digest, self.context)
+        verify_bytes(raw, digest, "%s manifest %s" % (self.context, digest))
+        tar = self._builder()
+        if digest not in self.written:
+            tar.add_member(self._blob_member(tar, digest), io.BytesIO(raw), len(raw))
+            self.written[digest] = len(raw)
+        if top:
+            self._entry = index_entry(self.reference, raw, media_type, digest)
+
+    def commit(self) -> None:
+        if self._entry is None or self._tar is None:
+            raise OCIError("%s: nothing to commit: no top-level manifest was written" % self.context, self.context)
+        self._tar.add_bytes(INDEX_FILE, index_json_bytes({"schemaVersion": 2, "manifests": [self._entry]}))
+        self._tar.add_bytes(LAYOUT_FILE, LAYOUT_BYTES)
+        self._tar.finish()
+        self.file.commit()
+
+    def abort(self) -> None:
+        if self._tar is not None:
+            self._tar.close()
+        self.file.abort()
+
+    def close(self) -> None:
+        self.abort()
+
+
+class OCIArchiveTransport(Transport):
+    name = "oci-archive"
+    syntax = "oci-archive:PATH[:REF]"
+    holds_names = True
+
+    def parse(self, rest: str, text: str) -> ImageReference:
+        return parse_layout_reference(self.name, rest, text)
+
+    def format(self, reference: ImageReference) -> str:
+        return format_layout_reference(reference)
+
+    def open_source(self, reference: ImageReference, options: ConnectionOptions) -> OCIArchiveSource:
+        return OCIArchiveSource(reference, options)
+
+    def open_destination(self, reference: ImageReference, options: ConnectionOptions) -> OCIArchiveDestination:
+        return OCIArchiveDestination(reference, options)
+
+
+register(OCIArchiveTransport())

@@ -1,0 +1,144 @@
+# Copyright (c) oci.images contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The transport table: the one place that knows which transports exist.
+
+Each transport is one module that registers one ``Transport`` object here. The object owns
+its reference syntax (``parse``, ``format``), opens sources and destinations, opens what a
+delete works on, and declares what it can do. Everything else asks the table; nothing else
+names a transport.
+
+The built-in transports are imported on the first lookup (they import ``_reference``, which
+asks this table, so they cannot be imported when this module is).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from .._errors import InvalidReference, Unsupported
+from .._options import ConnectionOptions
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .._reference import ImageReference
+    from ._base import DeleteTarget, ImageDestination, ImageSource
+
+
+class Transport:
+    """One transport: its name, its reference syntax, its sides and its capabilities."""
+
+    #: The prefix before the first ':' in a reference (``docker``, ``oci``, ...).
+    name = ""
+    #: The reference syntax, for messages and docs (``oci:PATH[:REF]``).
+    syntax = ""
+    #: References name images in registry repositories: repository mode, mounts, referrers, the catalog.
+    is_registry = False
+    #: References name a place that holds many named images (tags or refs), so tags can be listed without one.
+    holds_names = False
+
+    def parse(self, rest: str, text: str) -> ImageReference:
+        """The reference ``text`` (``rest`` is what follows ``name:``)."""
+        raise NotImplementedError
+
+    def format(self, reference: ImageReference) -> str:
+        """The reference as a user writes it."""
+        raise NotImplementedError
+
+    def open_source(self, reference: ImageReference, options: ConnectionOptions) -> ImageSource:
+        """The read side; the caller closes it."""
+        raise NotImplementedError
+
+    def open_destination(self, reference: ImageReference, options: ConnectionOptions) -> ImageDestination:
+        """The write side; opening it writes nothing, the caller closes it."""
+        raise Unsupported(
+            "%s: %s: cannot be written to; destinations are %s" % (reference, self.name, ", ".join(t.syntax for t in transports() if t.can_write())),
+            str(reference),
+        )
+
+    def delete_target(self, reference: ImageReference, options: ConnectionOptions) -> DeleteTarget:
+        """What image_delete works on for ``reference``."""
+        raise Unsupported(
+            "%s: deleting from %s: is not supported; image_delete works on %s"
+            % (reference, self.name, ", ".join(t.name + ":" for t in transports() if t.can_delete())),
+            str(reference),
+        )
+
+    def can_write(self) -> bool:
+        return type(self).open_destination is not Transport.open_destination
+
+    def can_delete(self) -> bool:
+        return type(self).delete_target is not Transport.delete_target
+
+
+_table: dict[str, Transport] = {}
+_lock = threading.Lock()
+_loaded = False
+
+
+def register(transport: Transport) -> None:
+    """Add a transport (a later one with the same name replaces the earlier)."""
+    if not transport.name or ":" in transport.name:
+        raise ValueError("a transport needs a name without ':', not %r" % transport.name)
+    with _lock:
+        _table[transport.name] = transport
+
+
+def unregister(name: str) -> None:
+    """Remove a transport (tests that registered one of their own)."""
+    with _lock:
+        _table.pop(name, None)
+
+
+def _load_builtin() -> None:
+    global _loaded
+    if _loaded:
+        return
+    # Each module registers its transport when imported.
+    from . import _daemon, _directory, _docker, _docker_archive, _oci_archive, _oci_layout, _storage  # noqa: F401  pylint: disable=unused-import
+
+    _loaded = True
+
+
+def transports() -> list[Transport]:
+    """Every registered transport, in registration order."""
+    _load_builtin()
+    with _lock:
+        return list(_table.values())
+
+
+def find_transport(name: str) -> Transport | None:
+    """The transport called ``name``, or None."""
+    _load_builtin()
+    with _lock:
+        return _table.get(name)
+
+
+def transport_named(name: str) -> Transport:
+    """The transport called ``name``; InvalidReference naming the known ones when there is none."""
+    transport = find_transport(name)
+    if transport is None:
+        raise InvalidReference("unknown transport %r: use one of %s" % (name, ", ".join(t.name + ":" for t in transports())), name)
+    return transport
+
+
+def registry_transport() -> Transport:
+    """The transport of references written without a transport (``fedora`` is ``docker://docker.io/library/fedora``)."""
+    for transport in transports():
+        if transport.is_registry:
+            return transport
+    raise Unsupported("no registry transport is registered")
+
+
+def open_source(reference: ImageReference, options: ConnectionOptions | None = None) -> ImageSource:
+    """An ImageSource for ``reference`` from its transport; the caller closes it (it is a context manager)."""
+    return transport_named(reference.transport).open_source(reference, options or ConnectionOptions())
+
+
+def open_destination(reference: ImageReference, options: ConnectionOptions | None = None) -> ImageDestination:
+    """An ImageDestination for ``reference`` from its transport. Opening it writes nothing; the caller closes it."""
+    return transport_named(reference.transport).open_destination(reference, options or ConnectionOptions())
+
+
+def delete_target(reference: ImageReference, options: ConnectionOptions | None = None) -> DeleteTarget:
+    """What image_delete works on for ``reference``, from its transport."""
+    return transport_named(reference.transport).delete_target(reference, options or ConnectionOptions())

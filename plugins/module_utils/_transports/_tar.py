@@ -1,0 +1,454 @@
+# Copyright (c) oci.images contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Tar archives: reading members in place with safety checks, and writing a tar as members arrive.
+
+Reading (``ArchiveFiles``): the tar is scanned once for its member table, then each member is
+streamed from its offset through its own file handle (nothing is extracted to disk). An archive
+compressed as a whole (gzip, bzip2, xz) is first decompressed to a temporary file that
+``close()`` removes. Archives with unsafe members (absolute paths, ``..`` escapes, links pointing
+outside the archive, devices) are refused outright.
+
+Writing (``TarStreamWriter`` over any file-like sink, ``TarBuilder`` on top of it): members are
+appended as their bytes arrive; a member that fails midway is cut off again. Blobs may arrive
+from several threads: one at a time streams straight into the tar, the others (and any of
+unknown size) are spooled to a file first, since a tar header needs the size.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import lzma
+import os
+import posixpath
+import shutil
+import tarfile
+import tempfile
+import threading
+from typing import BinaryIO, Callable
+
+from .._errors import DigestMismatch, LocalFormatError, NotFound, OCIError, Unsupported
+from ._local import Staging, existing_parent, read_whole, remove_path, sync_directory, temp_name, write_new_file
+
+_MAGIC = (
+    (b"\x1f\x8b", "gzip"),
+    (b"BZh", "bzip2"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+)
+_DECOMPRESSORS = {"gzip": gzip.GzipFile, "bzip2": bz2.BZ2File, "xz": lzma.LZMAFile}
+_MAX_LINK_HOPS = 16
+COPY_CHUNK = 1024 * 1024
+
+
+def detect_compression(head: bytes) -> str | None:
+    """``gzip``/``bzip2``/``xz``/``zstd`` from a stream's first bytes, or None for uncompressed."""
+    for magic, name in _MAGIC:
+        if head.startswith(magic):
+            return name
+    return None
+
+
+def decompressing_stream(stream: BinaryIO, compression: str | None, context: str) -> BinaryIO:
+    """``stream`` itself when uncompressed, else a reader that decompresses it."""
+    if compression is None:
+        return stream
+    if compression not in _DECOMPRESSORS:
+        stream.close()
+        raise Unsupported("%s: %s-compressed content cannot be read here; decompress it first" % (context, compression), context)
+    return _DECOMPRESSORS[compression](fileobj=stream, mode="rb")
+
+
+class ClosingDecompressor:
+    """A decompressing reader that also closes the raw stream under it."""
+
+    def __init__(self, decompressed: BinaryIO, raw: BinaryIO):
+        self._decompressed = decompressed
+        self._raw = raw
+
+    def read(self, n: int = -1) -> bytes:
+        return self._decompressed.read(n)
+
+    def close(self) -> None:
+        try:
+            self._decompressed.close()
+        finally:
+            self._raw.close()
+
+
+class _MemberStream:
+    """A read-only view of ``size`` bytes at ``offset`` in a file, with its own file handle."""
+
+    def __init__(self, path: str, offset: int, size: int):
+        self._file = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self._offset = offset
+        self._size = size
+        self._pos = 0
+        self._file.seek(offset)
+
+    def read(self, n: int = -1) -> bytes:
+        left = self._size - self._pos
+        if n is None or n < 0 or n > left:
+            n = left
+        data = self._file.read(n) if n else b""
+        self._pos += len(data)
+        return data
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        if whence == 1:
+            pos += self._pos
+        elif whence == 2:
+            pos += self._size
+        self._pos = min(max(pos, 0), self._size)
+        self._file.seek(self._offset + self._pos)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+def _clean(name: str) -> str:
+    return posixpath.normpath(name.lstrip("/")) if name else name
+
+
+def _escapes(path: str) -> bool:
+    return path == ".." or path.startswith("../")
+
+
+class ArchiveFiles:
+    """The regular files of a tar archive, by path, streamed in place (same interface as DirectoryFiles)."""
+
+    def __init__(self, path: str, context: str):
+        self.root = path
+        self.context = context
+        self._tar_path: str | None = None
+        self._temp: str | None = None
+        self._members: dict[str, tarfile.TarInfo] | None = None
+
+    def exists(self) -> bool:
+        if not os.path.exists(self.root):
+            return False
+        self._load()
+        return True
+
+    def _load(self) -> dict[str, tarfile.TarInfo]:
+        if self._members is not None:
+            return self._members
+        if os.path.isdir(self.root):
+            raise LocalFormatError("%s: %s is a directory, not a tar archive" % (self.context, self.root), self.context)
+        try:
+            with open(self.root, "rb") as f:
+                compression = detect_compression(f.read(8))
+        except FileNotFoundError:
+            raise NotFound("%s: archive %s does not exist" % (self.context, self.root), self.context) from None
+        self._tar_path = self._decompressed_copy(compression) if compression else self.root
+        try:
+            with tarfile.open(self._tar_path, "r:") as tar:
+                members = tar.getmembers()
+        except (tarfile.TarError, EOFError, OSError) as e:
+            raise LocalFormatError("%s: %s is not a readable tar archive: %s" % (self.context, self.root, e), self.context) from None
+        table: dict[str, tarfile.TarInfo] = {}
+        for member in members:
+            self._check_safe(member)
+            table[_clean(member.name)] = member
+        self._members = table
+        return table
+
+    def _decompressed_copy(self, compression: str) -> str:
+        if compression not in _DECOMPRESSORS:
+            raise LocalFormatError("%s: %s is %s-compressed; decompress it first" % (self.context, self.root, compression), self.context)
+        fd, temp = tempfile.mkstemp(prefix="oci-images-archive-", suffix=".tar")
+        self._temp = temp
+        try:
+            with os.fdopen(fd, "wb") as out, _DECOMPRESSORS[compression](self.root, "rb") as src:
+                shutil.copyfileobj(src, out, COPY_CHUNK)
+        except (OSError, EOFError, lzma.LZMAError) as e:
+            self.close()
+            raise LocalFormatError("%s: cannot decompress %s: %s" % (self.context, self.root, e), self.context) from None
+        return temp
+
+    def _check_safe(self, member: tarfile.TarInfo) -> None:
+        name = member.name
+        problem = None
+        if name.startswith("/"):
+            problem = "has an absolute path"
+        elif _escapes(posixpath.normpath(name)):
+            problem = "escapes the archive with '..'"
+        elif member.issym():
+            target = member.linkname
+            if target.startswith("/") or _escapes(posixpath.normpath(posixpath.join(posixpath.dirname(name), target))):
+                problem = "is a symbolic link to %r, outside the archive" % target
+        elif member.islnk():
+            target = member.linkname
+            if target.startswith("/") or _escapes(posixpath.normpath(target)):
+                problem = "is a hard link to %r, outside the archive" % target
+        elif member.isdev():
+            problem = "is a device file"
+        if problem:
+            raise LocalFormatError("%s: unsafe member %r in %s: it %s; refusing the archive" % (self.context, name, self.root, problem), self.context)
+
+    def _resolve(self, relative: str) -> tarfile.TarInfo | None:
+        members = self._load()
+        name = _clean(relative)
+        for _unused in range(_MAX_LINK_HOPS):
+            member = members.get(name)
+            if member is None:
+                return None
+            if member.issym():
+                name = posixpath.normpath(posixpath.join(posixpath.dirname(name), member.linkname))
+            elif member.islnk():
+                name = _clean(member.linkname)
+            else:
+                return member if member.isreg() else None
+        raise LocalFormatError("%s: too many links to follow for %r in %s" % (self.context, relative, self.root), self.context)
+
+    def has(self, relative: str) -> bool:
+        return self._resolve(relative) is not None
+
+    def open(self, relative: str) -> tuple[BinaryIO, int] | None:
+        member = self._resolve(relative)
+        if member is None:
+            return None
+        if member.issparse():
+            raise LocalFormatError("%s: member %r of %s is a sparse file, which images never contain" % (self.context, relative, self.root), self.context)
+        return _MemberStream(self._tar_path or self.root, member.offset_data, member.size), member.size
+
+    def read(self, relative: str, limit: int, context: str) -> bytes | None:
+        return read_whole(self.open(relative), "%s in %s" % (relative, self.root), limit, context)
+
+    def close(self) -> None:
+        if self._temp is not None:
+            try:
+                os.unlink(self._temp)
+            except FileNotFoundError:
+                pass
+            self._temp = None
+        self._members = None
+
+
+# --- writing ----------------------------------------------------------------------------------
+
+_BLOCK = tarfile.BLOCKSIZE
+
+
+class TarStreamWriter:
+    """Appends members to a tar as their bytes arrive; a member that fails midway is cut off again.
+
+    The sink is a new file (``create``) or any file-like object with ``write``, ``tell``, ``seek``,
+    ``truncate``, ``flush`` and ``close``; ``finish`` makes a file sink durable.
+    """
+
+    def __init__(self, sink):
+        self._file = sink
+
+    @classmethod
+    def create(cls, path: str) -> TarStreamWriter:
+        """A writer on a new file at ``path`` (refuses an existing one)."""
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        return cls(os.fdopen(fd, "wb"))
+
+    def add(self, info: tarfile.TarInfo, stream: BinaryIO | None = None) -> None:
+        """Write ``info``'s header and ``info.size`` bytes read from ``stream`` to EOF (so its digest is checked)."""
+        start = self._file.tell()
+        try:
+            self._file.write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+            written = 0
+            while stream is not None:
+                chunk = stream.read(COPY_CHUNK)
+                if not chunk:
+                    break
+                written += len(chunk)
+                if written > info.size:
+                    raise DigestMismatch("%s: more than the %d bytes expected" % (info.name, info.size), info.name)
+                self._file.write(chunk)
+            if written != info.size:
+                raise DigestMismatch("%s: %d bytes where %d were expected" % (info.name, written, info.size), info.name)
+            if written % _BLOCK:
+                self._file.write(b"\0" * (_BLOCK - written % _BLOCK))
+        except BaseException:
+            self._file.seek(start)
+            self._file.truncate()
+            raise
+
+    def finish(self) -> None:
+        """Write the end-of-archive blocks and make the file durable."""
+        self._file.write(b"\0" * (2 * _BLOCK))
+        self._file.flush()
+        if isinstance(self._file, io.IOBase):
+            os.fsync(self._file.fileno())
+        self._file.close()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class TarBuilder:
+    """Adds members to a ``TarStreamWriter`` from several threads; ``member`` gives each its metadata.
+
+    One blob at a time streams straight in; the others, and any of unknown size, are spooled to
+    ``spool_dir`` first.
+    """
+
+    def __init__(self, writer: TarStreamWriter, spool_dir: str, member: Callable[[str, int, bytes], tarfile.TarInfo], context: str):
+        self._tar: TarStreamWriter | None = writer
+        self._spool_dir = spool_dir
+        self._member = member
+        self._lock = threading.Lock()
+        self.context = context
+
+    def add_member(self, name: str, stream: BinaryIO, size: int | None) -> int:
+        """Add a regular file from a stream; return its size."""
+        if size is not None and self._lock.acquire(blocking=False):
+            try:
+                self._add_locked(self._member(name, size, tarfile.REGTYPE), stream)
+            finally:
+                self._lock.release()
+            return size
+        spool = self.spool(stream)
+        try:
+            size = os.path.getsize(spool)
+            self.add_spooled(name, spool, size)
+        finally:
+            remove_path(spool)
+        return size
+
+    def spool(self, stream: BinaryIO) -> str:
+        """Write a stream to a new file in the spool directory (to EOF, so its digest is checked); its path."""
+        spool = os.path.join(self._spool_dir, temp_name(".spool-"))
+        write_new_file(spool, stream)
+        return spool
+
+    def add_spooled(self, name: str, spool: str, size: int) -> None:
+        with open(spool, "rb") as f:
+            with self._lock:
+                self._add_locked(self._member(name, size, tarfile.REGTYPE), f)
+
+    def add_bytes(self, name: str, data: bytes) -> None:
+        with self._lock:
+            self._add_locked(self._member(name, len(data), tarfile.REGTYPE), io.BytesIO(data))
+
+    def add_special(self, name: str, kind: bytes, linkname: str = "") -> None:
+        """A directory or symbolic link member."""
+        info = self._member(name, 0, kind)
+        info.linkname = linkname
+        with self._lock:
+            self._add_locked(info, None)
+
+    def _add_locked(self, info: tarfile.TarInfo, stream: BinaryIO | None) -> None:
+        if self._tar is None:
+            raise OCIError("%s: the archive is already finished or aborted" % self.context, self.context)
+        self._tar.add(info, stream)
+
+    def finish(self) -> None:
+        with self._lock:
+            tar, self._tar = self._tar, None
+        if tar is None:
+            raise OCIError("%s: the archive is already finished or aborted" % self.context, self.context)
+        tar.finish()
+
+    def close(self) -> None:
+        with self._lock:
+            tar, self._tar = self._tar, None
+        if tar is not None:
+            tar.close()
+
+
+def new_member(name: str, size: int = 0, kind: bytes = tarfile.REGTYPE) -> tarfile.TarInfo:
+    """A bare TarInfo; writers set the owner, mode and time they want."""
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.type = kind
+    return info
+
+
+def drain(stream: BinaryIO) -> None:
+    """Read a stream to EOF (verifying it) without keeping the bytes: a blob a writer already holds."""
+    while stream.read(COPY_CHUNK):
+        pass
+
+
+def archive_has(path: str, member: str) -> bool:
+    """True when ``path`` is a readable tar holding ``member`` (how an archive of one kind is recognized)."""
+    files = ArchiveFiles(path, path)
+    try:
+        return files.exists() and files.has(member)
+    finally:
+        files.close()
+
+
+ARCHIVE_FILE = "archive.tar"
+
+
+class ArchiveFile:
+    """The archive file at PATH: a new tar is written in a temporary directory next to it and renamed over PATH on commit.
+
+    An existing file is replaced as a whole, and only when ``recognize(path)`` says it is an
+    archive of the same kind; an empty file counts as absent.
+    """
+
+    def __init__(self, path: str, kind: str, recognize: Callable[[str], bool], context: str):
+        # Symbolic links are resolved first (as skopeo does), so a replace swaps the real file, not the link.
+        self.path = os.path.realpath(path)
+        self.kind = kind
+        self.context = context
+        self._recognize = recognize
+        self.staging = Staging(lambda: existing_parent(self.path, self.context))
+
+    def exists(self) -> bool:
+        """False when PATH is absent or an empty file; refuses a directory and a file that is not such an archive."""
+        path = self.path
+        if not os.path.lexists(path):
+            existing_parent(path, self.context)
+            return False
+        if os.path.isdir(path):
+            raise LocalFormatError("%s: %s is a directory, not a %s file; choose another path" % (self.context, path, self.kind), self.context)
+        if os.path.isfile(path) and os.path.getsize(path) == 0:
+            return False
+        try:
+            recognized = self._recognize(path)
+        except LocalFormatError as e:
+            raise LocalFormatError(
+                "%s: %s exists and is not a readable %s (%s); refusing to replace it: remove it or choose another path" % (self.context, path, self.kind, e),
+                self.context,
+            ) from None
+        if not recognized:
+            raise LocalFormatError(
+                "%s: %s exists and is not a %s; refusing to replace it: remove it or choose another path" % (self.context, path, self.kind),
+                self.context,
+            )
+        return True
+
+    def open_tar(self) -> tuple[TarStreamWriter, str]:
+        """The new tar, and the temporary directory it is in (for spool files)."""
+        temp = self.staging.path()
+        return TarStreamWriter.create(os.path.join(temp, ARCHIVE_FILE)), temp
+
+    def commit(self) -> None:
+        """Put the finished tar at PATH."""
+        temp = self.staging.current
+        if temp is None:
+            raise OCIError("%s: nothing to commit: no archive was written" % self.context, self.context)
+        self.exists()  # still nothing that must not be replaced
+        os.replace(os.path.join(temp, ARCHIVE_FILE), self.path)
+        sync_directory(os.path.dirname(self.path))
+        self.staging.abort()  # the emptied temporary directory
+
+    def abort(self) -> None:
+        self.staging.abort()
