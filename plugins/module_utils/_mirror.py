@@ -113,6 +113,7 @@ def sync_pairs(
     list_tags,
     scoped: bool = False,
     append_suffix: str | None = None,
+    on_error=None,
 ) -> list[CopyPair]:
     """Every image a skopeo sync YAML structure names, with the destination naming skopeo uses.
 
@@ -120,11 +121,25 @@ def sync_pairs(
     "all tags" and the by-regex and by-semver keys). ``dest`` is a registry prefix such as
     ``registry.example.com/mirror``; images land at ``dest/<last path component>:tag``, or at
     ``dest/<registry>/<path>:tag`` with ``scoped``.
+
+    With ``on_error``, a repository whose tags cannot be listed is reported to it as a failed
+    result entry and the others go on (``skopeo sync --keep-going``); without, the error is raised.
     """
     if not isinstance(spec, dict) or not spec:
         raise OCIError("sync: expected a mapping of registry names to their images, as skopeo sync's YAML")
     dest_prefix = dest[len("docker://") :] if dest.startswith("docker://") else dest
     pairs: list[CopyPair] = []
+
+    def tags_of(source: ImageReference, options: ConnectionOptions) -> list[str]:
+        try:
+            return list_tags(source, options)
+        except OCIError as exc:
+            if on_error is None:
+                raise
+            target = _dest_for(source, dest_prefix, scoped, None)
+            on_error({"src": str(source), "dest": str(target), "changed": False, "failed": True, "msg": exc.msg})
+            return []
+
     for registry, entry in spec.items():
         where = "sync: registry %s" % registry
         if not isinstance(entry, dict):
@@ -145,7 +160,7 @@ def sync_pairs(
         for repository, tags in (entry.get("images") or {}).items():
             source = _repository_reference(registry, repository, where)
             if not tags:
-                tags = list_tags(source, options)
+                tags = tags_of(source, options)
             for tag in tags:
                 tag = str(tag)
                 if tag.startswith("sha256:"):
@@ -159,18 +174,30 @@ def sync_pairs(
                 compiled = re.compile(pattern)
             except re.error as exc:
                 raise OCIError("%s: images-by-tag-regex for %s: %r is not a valid regular expression (%s)" % (where, repository, pattern, exc)) from None
-            for tag in list_tags(source, options):
+            for tag in tags_of(source, options):
                 if compiled.search(tag):  # skopeo's meaning: unanchored
                     image = source.with_tag(tag)
                     pairs.append(CopyPair(image, _dest_for(image, dest_prefix, scoped, append_suffix), options))
         for repository, text in (entry.get("images-by-semver") or {}).items():
             source = _repository_reference(registry, repository, where)
             wanted = VersionRange(str(text))
-            for tag in list_tags(source, options):
+            for tag in tags_of(source, options):
                 if wanted.contains(tag):
                     image = source.with_tag(tag)
                     pairs.append(CopyPair(image, _dest_for(image, dest_prefix, scoped, append_suffix), options))
     return pairs
+
+
+def read_sync_file(path: str) -> dict:
+    """A skopeo sync YAML file, read as a mapping."""
+    import yaml
+
+    try:
+        with open(path) as handle:
+            spec = yaml.safe_load(handle)
+    except (OSError, yaml.YAMLError) as exc:
+        raise OCIError("sync_file %s cannot be read as skopeo sync YAML: %s" % (path, exc), path) from None
+    return spec
 
 
 def slice_pairs(pairs: list[CopyPair], index: int, count: int) -> list[CopyPair]:

@@ -292,12 +292,19 @@ unchanged:
   type: int
   sample: 0
 failed_count:
-  description: How many copies failed.
+  description: How many copies failed (a repository of a sync spec whose tags could not be listed counts as one).
+  returned: always
+  type: int
+  sample: 0
+not_attempted:
+  description: How many copies were not started because an earlier one failed and O(keep_going) is not set.
   returned: always
   type: int
   sample: 0
 results:
-  description: One entry per image, in the order given.
+  description:
+    - One entry per image, in the order given; a repository of a sync spec whose tags could not be listed comes first,
+      as an entry with RV(results[].failed) and RV(results[].msg).
   returned: always
   type: list
   elements: dict
@@ -320,7 +327,9 @@ results:
       description: Digest the destination names after the copy (in check mode, would name).
       type: str
     changed:
-      description: Whether this image was (or, in check mode, would be) written.
+      description:
+        - Whether this image was (or, in check mode, would be) written; stays V(true) when the image was written and a
+          later step (its referrers) failed.
       type: bool
     blobs:
       description: What happened to the blobs (in check mode, would happen).
@@ -362,74 +371,59 @@ results:
       seconds: 1.52
 """
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
-
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.oci.images.plugins.module_utils._commands import module_command_runner, set_command_runner
-from ansible_collections.oci.images.plugins.module_utils._connection_args import (
-    connection_argument_spec,
-    connection_constraints,
-    connection_options,
-    daemon_argument_spec,
-)
-from ansible_collections.oci.images.plugins.module_utils._deps import missing_libraries
+from ansible_collections.oci.images.plugins.module_utils._connection_args import connection_options
 from ansible_collections.oci.images.plugins.module_utils._errors import OCIError
+from ansible_collections.oci.images.plugins.module_utils._module_setup import start_module
 
 SIDES = ("src_", "dest_")
 
 
 def main() -> None:
-    argument_spec = dict(
-        src=dict(type="str"),
-        dest=dict(type="str"),
-        images=dict(type="list", elements="dict", options=dict(src=dict(type="str", required=True), dest=dict(type="str", required=True))),
-        tags=dict(type="dict"),
-        sync=dict(type="dict"),
-        sync_file=dict(type="path"),
-        scoped=dict(type="bool", default=False),
-        append_suffix=dict(type="str"),
-        multi_arch=dict(type="str", choices=["all", "system", "index_only"]),
-        platforms=dict(type="list", elements="str"),
-        format=dict(type="str", choices=["oci", "v2s2"]),
-        preserve_digests=dict(type="bool", default=False),
-        force=dict(type="bool", default=False),
-        parallel=dict(type="int", default=6),
-        parallel_images=dict(type="int", default=4),
-        keep_going=dict(type="bool", default=False),
-        referrers=dict(type="bool", default=False),
-        slice=dict(type="dict", options=dict(index=dict(type="int", required=True), count=dict(type="int", required=True))),
-    )
-    argument_spec.update(connection_argument_spec(SIDES))
-    argument_spec.update(daemon_argument_spec(SIDES))
-    constraints = connection_constraints(SIDES)
-    module = AnsibleModule(
-        argument_spec=argument_spec,
-        supports_check_mode=True,
-        mutually_exclusive=constraints["mutually_exclusive"]
-        + [["images", "src"], ["images", "dest"], ["sync", "sync_file"], ["sync", "src"], ["sync_file", "src"], ["images", "sync"], ["images", "sync_file"]],
-        required_together=constraints["required_together"],
+    module = start_module(
+        AnsibleModule,
+        missing_required_lib,
+        dict(
+            src=dict(type="str"),
+            dest=dict(type="str"),
+            images=dict(type="list", elements="dict", options=dict(src=dict(type="str", required=True), dest=dict(type="str", required=True))),
+            tags=dict(type="dict"),
+            sync=dict(type="dict"),
+            sync_file=dict(type="path"),
+            scoped=dict(type="bool", default=False),
+            append_suffix=dict(type="str"),
+            multi_arch=dict(type="str", choices=["all", "system", "index_only"]),
+            platforms=dict(type="list", elements="str"),
+            format=dict(type="str", choices=["oci", "v2s2"]),
+            preserve_digests=dict(type="bool", default=False),
+            force=dict(type="bool", default=False),
+            parallel=dict(type="int", default=6),
+            parallel_images=dict(type="int", default=4),
+            keep_going=dict(type="bool", default=False),
+            referrers=dict(type="bool", default=False),
+            slice=dict(type="dict", options=dict(index=dict(type="int", required=True), count=dict(type="int", required=True))),
+        ),
+        sides=SIDES,
+        daemon=True,
+        mutually_exclusive=[
+            ["images", "src"],
+            ["images", "dest"],
+            ["sync", "sync_file"],
+            ["sync", "src"],
+            ["sync_file", "src"],
+            ["images", "sync"],
+            ["images", "sync_file"],
+        ],
         required_one_of=[["src", "images", "sync", "sync_file"]],
     )
-    for library, error in missing_libraries():
-        module.fail_json(msg=missing_required_lib(library), exception=error)
-    set_command_runner(module_command_runner(module))
 
-    from ansible_collections.oci.images.plugins.module_utils._copy import BlobLedger, CopyOptions, copy_image
+    # Imported after the dependency check so a missing library gives a clear message.
+    from ansible_collections.oci.images.plugins.module_utils._batch import BatchOptions, Selection, failure_message, resolve_batch, run_batch
+    from ansible_collections.oci.images.plugins.module_utils._copy import CopyOptions
     from ansible_collections.oci.images.plugins.module_utils._media import parse_platform
-    from ansible_collections.oci.images.plugins.module_utils._mirror import (
-        CopyPair,
-        TagSelection,
-        is_repository,
-        repository_pairs,
-        select_repository_tags,
-        slice_pairs,
-        sync_pairs,
-    )
-    from ansible_collections.oci.images.plugins.module_utils._reference import parse_reference
-    from ansible_collections.oci.images.plugins.module_utils._referrers import copy_referrers
-    from ansible_collections.oci.images.plugins.module_utils._registry._clients import registry_client
+    from ansible_collections.oci.images.plugins.module_utils._mirror import read_sync_file
+    from ansible_collections.oci.images.plugins.module_utils._registry._clients import close_clients
 
     params = module.params
     if params["parallel"] < 1 or params["parallel_images"] < 1:
@@ -440,11 +434,6 @@ def main() -> None:
         module.fail_json(msg="referrers name their subject by digest: they cannot stay attached with format, platforms or multi_arch: system")
     src_options = connection_options(params, "src_")
     dest_options = connection_options(params, "dest_")
-    single = False  # one src/dest image (not a repository, list or sync): the module returns its digest
-
-    def list_tags(reference, options):
-        return registry_client(reference.registry, options).list_tags(reference.repository)
-
     try:
         options = CopyOptions(
             multi_arch=params["multi_arch"],
@@ -454,104 +443,33 @@ def main() -> None:
             force=params["force"],
             parallel=params["parallel"],
             retries=params["retries"],
-            ledger=BlobLedger(),
         )
-        if params["sync"] or params["sync_file"]:
-            spec = params["sync"] or _read_sync_file(module, params["sync_file"])
-            pairs = sync_pairs(spec, params["dest"], src_options, list_tags, params["scoped"], params["append_suffix"])
-        elif params["images"]:
-            pairs = [CopyPair(parse_reference(i["src"]), parse_reference(i["dest"]), src_options) for i in params["images"]]
-        else:
-            src, dest = parse_reference(params["src"]), parse_reference(params["dest"])
-            if is_repository(src):
-                selection = TagSelection.from_option(params["tags"])
-                tags = select_repository_tags(list_tags(src, src_options), selection, _created_of(src, src_options) if selection.latest else None)
-                pairs = repository_pairs(src, dest, tags, src_options)
-            else:
-                if params["tags"]:
-                    module.fail_json(msg="tags selects tags of a repository: give src without a tag (%s names one image)" % src)
-                pairs = [CopyPair(src, dest, src_options)]
-                single = True
-        if params["slice"]:
-            pairs = slice_pairs(pairs, params["slice"]["index"], params["slice"]["count"])
+        selection = Selection(
+            src=params["src"],
+            dest=params["dest"],
+            images=params["images"],
+            tags=params["tags"],
+            sync=params["sync"] if params["sync"] is not None else (read_sync_file(params["sync_file"]) if params["sync_file"] else None),
+            scoped=params["scoped"],
+            append_suffix=params["append_suffix"],
+            slice=(params["slice"]["index"], params["slice"]["count"]) if params["slice"] else None,
+        )
+        batch = resolve_batch(selection, src_options, keep_going=params["keep_going"])
+        summary = run_batch(
+            batch,
+            dest_options,
+            options,
+            BatchOptions(parallel_images=params["parallel_images"], keep_going=params["keep_going"], referrers=params["referrers"]),
+            check_mode=module.check_mode,
+        )
     except OCIError as exc:
         module.fail_json(msg=exc.msg)
-
-    stop = threading.Event()
-
-    def run_one(pair):
-        if stop.is_set():
-            return None
-        try:
-            result = copy_image(pair.src, pair.dest, pair.src_options, dest_options, options, check_mode=module.check_mode)
-            if params["referrers"]:
-                attached = copy_referrers(
-                    pair.src,
-                    pair.dest,
-                    result,
-                    pair.src_options,
-                    dest_options,
-                    lambda src, dest: copy_image(src, dest, pair.src_options, dest_options, options, check_mode=module.check_mode),
-                    check_mode=module.check_mode,
-                )
-                result["referrers"] = attached["referrers"]
-                result["changed"] = result["changed"] or attached["changed"]
-            return result
-        except OCIError as exc:
-            if not params["keep_going"]:
-                stop.set()
-            return {"src": str(pair.src), "dest": str(pair.dest), "changed": False, "failed": True, "msg": exc.msg}
-
-    results: list = []
-    if pairs:
-        with ThreadPoolExecutor(max_workers=min(params["parallel_images"], len(pairs))) as pool:
-            results = list(pool.map(run_one, pairs))
-    done = [r for r in results if r is not None]
-    failures = [r for r in done if r.get("failed")]
-    summary = dict(
-        changed=any(r.get("changed") for r in done),
-        results=done,
-        copied=sum(1 for r in done if r.get("changed")),
-        unchanged=sum(1 for r in done if not r.get("changed") and not r.get("failed")),
-        failed_count=len(failures),
-        diff=dict(
-            before={r["dest"]: r.get("dest_digest_before") for r in done if not r.get("failed")},
-            after={r["dest"]: r.get("dest_digest_after") for r in done if not r.get("failed")},
-        ),
-    )
-    if single and done and not failures:
-        summary["digest"] = done[0]["dest_digest_after"]
-    if failures:
-        if single:
-            module.fail_json(msg=failures[0]["msg"], **summary)
-        lines = ["%s -> %s: %s" % (r["src"], r["dest"], r["msg"]) for r in failures]
-        skipped = len(pairs) - len(done)
-        tail = " (%d not attempted after the first failure; set keep_going to copy the rest)" % skipped if skipped else ""
-        module.fail_json(msg="%d of %d copies failed%s: %s" % (len(failures), len(pairs), tail, "; ".join(lines)), **summary)
+    finally:
+        close_clients()
+    msg = failure_message(summary, batch.single)
+    if msg:
+        module.fail_json(msg=msg, **summary)
     module.exit_json(**summary)
-
-
-def _read_sync_file(module, path):
-    import yaml
-
-    try:
-        with open(path) as handle:
-            spec = yaml.safe_load(handle)
-    except (OSError, yaml.YAMLError) as exc:
-        module.fail_json(msg="sync_file %s cannot be read as skopeo sync YAML: %s" % (path, exc))
-    return spec
-
-
-def _created_of(src, options):
-    """For ``tags.latest`` on tags that are not versions: each tag's creation time from its config."""
-    from ansible_collections.oci.images.plugins.module_utils._inspect import describe_image
-    from ansible_collections.oci.images.plugins.module_utils._transports._table import open_source
-
-    def created(tag):
-        with open_source(src.with_tag(tag), options) as source:
-            return describe_image(source).get("created")
-
-    return created
 
 
 if __name__ == "__main__":

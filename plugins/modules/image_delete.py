@@ -212,38 +212,31 @@ method:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.oci.images.plugins.module_utils._commands import module_command_runner, set_command_runner
-from ansible_collections.oci.images.plugins.module_utils._connection_args import (
-    connection_argument_spec,
-    connection_constraints,
-    connection_options,
-)
-from ansible_collections.oci.images.plugins.module_utils._deps import missing_libraries
+from ansible_collections.oci.images.plugins.module_utils._connection_args import connection_options
 from ansible_collections.oci.images.plugins.module_utils._errors import OCIError
+from ansible_collections.oci.images.plugins.module_utils._module_setup import start_module
 
 
 def main() -> None:
-    argument_spec = dict(
-        image=dict(type="str", required=True),
-        prune=dict(
-            type="dict",
-            options=dict(
-                include=dict(type="list", elements="str"),
-                exclude=dict(type="list", elements="str"),
-                keep_latest=dict(type="int"),
-                order=dict(type="str", choices=["created", "semver"], default="created"),
-                keep_newer_than=dict(type="str", aliases=["older_than"]),
-                keep_tags=dict(type="list", elements="str"),
+    module = start_module(
+        AnsibleModule,
+        missing_required_lib,
+        dict(
+            image=dict(type="str", required=True),
+            prune=dict(
+                type="dict",
+                options=dict(
+                    include=dict(type="list", elements="str"),
+                    exclude=dict(type="list", elements="str"),
+                    keep_latest=dict(type="int"),
+                    order=dict(type="str", choices=["created", "semver"], default="created"),
+                    keep_newer_than=dict(type="str", aliases=["older_than"]),
+                    keep_tags=dict(type="list", elements="str"),
+                ),
             ),
+            method=dict(type="str", choices=["auto", "placeholder"], default="auto"),
         ),
-        method=dict(type="str", choices=["auto", "placeholder"], default="auto"),
     )
-    argument_spec.update(connection_argument_spec())
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **connection_constraints())
-
-    for library, error in missing_libraries():
-        module.fail_json(msg=missing_required_lib(library), exception=error)
-    set_command_runner(module_command_runner(module))
 
     from ansible_collections.oci.images.plugins.module_utils._delete import DeleteRequest, delete_image
     from ansible_collections.oci.images.plugins.module_utils._prune import PrunePolicy, parse_duration

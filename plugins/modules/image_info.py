@@ -334,40 +334,27 @@ image:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.oci.images.plugins.module_utils._commands import module_command_runner, set_command_runner
-from ansible_collections.oci.images.plugins.module_utils._connection_args import (
-    connection_argument_spec,
-    connection_constraints,
-    connection_options,
-    daemon_argument_spec,
-)
-from ansible_collections.oci.images.plugins.module_utils._deps import missing_libraries
+from ansible_collections.oci.images.plugins.module_utils._connection_args import connection_options
 from ansible_collections.oci.images.plugins.module_utils._errors import NotFound, OCIError
+from ansible_collections.oci.images.plugins.module_utils._module_setup import start_module
 
 
 def main() -> None:
-    argument_spec = dict(
-        image=dict(type="str"),
-        footprint_of=dict(type="list", elements="str"),
-        platform=dict(type="str"),
-        list_tags=dict(type="bool", default=False),
-        raw=dict(type="bool", default=False),
-        footprint=dict(type="bool", default=False),
-    )
-    argument_spec.update(connection_argument_spec())
-    argument_spec.update(daemon_argument_spec())
-    constraints = connection_constraints()
-    module = AnsibleModule(
-        argument_spec=argument_spec,
-        supports_check_mode=True,
-        mutually_exclusive=constraints["mutually_exclusive"] + [["image", "footprint_of"]],
-        required_together=constraints["required_together"],
+    module = start_module(
+        AnsibleModule,
+        missing_required_lib,
+        dict(
+            image=dict(type="str"),
+            footprint_of=dict(type="list", elements="str"),
+            platform=dict(type="str"),
+            list_tags=dict(type="bool", default=False),
+            raw=dict(type="bool", default=False),
+            footprint=dict(type="bool", default=False),
+        ),
+        daemon=True,
+        mutually_exclusive=[["image", "footprint_of"]],
         required_one_of=[["image", "footprint_of"]],
     )
-
-    for library, error in missing_libraries():
-        module.fail_json(msg=missing_required_lib(library), exception=error)
-    set_command_runner(module_command_runner(module))
 
     # Imported after the dependency check so a missing library gives a clear message.
     from ansible_collections.oci.images.plugins.module_utils._inspect import describe_image

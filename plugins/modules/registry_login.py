@@ -143,12 +143,15 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.oci.images.plugins.module_utils._connection_args import connection_options
 from ansible_collections.oci.images.plugins.module_utils._deps import missing_libraries
 from ansible_collections.oci.images.plugins.module_utils._errors import OCIError
+from ansible_collections.oci.images.plugins.module_utils._module_setup import start_module
 from ansible_collections.oci.images.plugins.module_utils._options import DEFAULT_RETRIES, DEFAULT_TIMEOUT
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec=dict(
+    module = start_module(
+        AnsibleModule,
+        missing_required_lib,
+        dict(
             registry=dict(type="str", required=True),
             username=dict(type="str"),
             password=dict(type="str", no_log=True),
@@ -162,9 +165,10 @@ def main() -> None:
             timeout=dict(type="float", default=DEFAULT_TIMEOUT),
             retries=dict(type="int", default=DEFAULT_RETRIES),
         ),
+        sides=None,
+        libraries=(),  # requests only when the login is verified, below
         required_if=[("state", "present", ("username", "password"))],
         required_together=[("client_cert", "client_key")],
-        supports_check_mode=True,
     )
     params = module.params
     if params["state"] == "present" and params["verify"]:

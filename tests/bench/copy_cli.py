@@ -1,4 +1,4 @@
-"""Run the copy engine once as its own process, the way skopeo runs: ``copy_cli.py SRC DEST`` or ``copy_cli.py --images FILE``.
+"""Run the batch engine once as its own process, the way skopeo runs: ``copy_cli.py SRC DEST [--include RE]`` or ``--images FILE``.
 
 The benchmark times this process against a skopeo process on the same work, so both pay
 their own start-up; Ansible's own overhead is measured separately.
@@ -18,12 +18,11 @@ from collection_tree import ensure_collection_tree, subprocess_runner  # noqa: E
 
 sys.path.insert(0, ensure_collection_tree(os.path.dirname(os.path.dirname(HERE))))
 
-from concurrent.futures import ThreadPoolExecutor  # noqa: E402
-
+from ansible_collections.oci.images.plugins.module_utils._batch import BatchOptions, Selection, resolve_batch, run_batch  # noqa: E402
 from ansible_collections.oci.images.plugins.module_utils._commands import set_command_runner  # noqa: E402
-from ansible_collections.oci.images.plugins.module_utils._copy import CopyOptions, copy_image  # noqa: E402
+from ansible_collections.oci.images.plugins.module_utils._copy import CopyOptions  # noqa: E402
 from ansible_collections.oci.images.plugins.module_utils._options import ConnectionOptions  # noqa: E402
-from ansible_collections.oci.images.plugins.module_utils._reference import parse_reference  # noqa: E402
+from ansible_collections.oci.images.plugins.module_utils._registry._clients import close_clients  # noqa: E402
 
 
 def main() -> int:
@@ -31,23 +30,28 @@ def main() -> int:
     parser.add_argument("src", nargs="?")
     parser.add_argument("dest", nargs="?")
     parser.add_argument("--images", help="JSON file with a list of {src, dest}")
+    parser.add_argument("--include", action="append", help="repository mode: tags.include")
     parser.add_argument("--parallel", type=int, default=6)
     parser.add_argument("--parallel-images", type=int, default=4)
     args = parser.parse_args()
     set_command_runner(subprocess_runner)
-    pairs = [{"src": args.src, "dest": args.dest}]
     if args.images:
         with open(args.images) as handle:
-            pairs = json.load(handle)
+            selection = Selection(images=json.load(handle))
+    else:
+        selection = Selection(src=args.src, dest=args.dest, tags={"include": args.include} if args.include else None)
+    # The batch engine image_copy runs: same pool, blob ledger, results.
     side = ConnectionOptions(validate_certs=False)
-    options = CopyOptions(parallel=args.parallel)
-
-    def one(pair):
-        return copy_image(parse_reference(pair["src"]), parse_reference(pair["dest"]), side, side, options)
-
-    with ThreadPoolExecutor(max_workers=min(args.parallel_images, len(pairs))) as pool:
-        results = list(pool.map(one, pairs))
-    json.dump({"changed": sum(1 for r in results if r["changed"]), "bytes": sum(r["bytes_copied"] for r in results)}, sys.stdout)
+    try:
+        batch = resolve_batch(selection, side)
+        summary = run_batch(batch, side, CopyOptions(parallel=args.parallel), BatchOptions(parallel_images=args.parallel_images))
+    finally:
+        close_clients()
+    results = summary["results"]
+    if summary["failed_count"]:
+        json.dump({"failed": [r["msg"] for r in results if r.get("failed")]}, sys.stdout)
+        return 1
+    json.dump({"changed": summary["copied"], "unchanged": summary["unchanged"], "bytes": sum(r.get("bytes_copied", 0) for r in results)}, sys.stdout)
     return 0
 
 

@@ -4,10 +4,9 @@
 
 Also run by tests/bench/run.py (``make bench``) after the copy cases, into the same table.
 
-- 24-tag repository, 15 tags selected, cold and no-op: ours is the engine as its own process
-  (``mirror_bench.py mirror SRC DEST --include RE``: list tags, select, copy with
-  ``parallel_images`` 4, exactly what ``image_copy`` repository mode runs, without Ansible's
-  start-up) against ``skopeo sync --all`` with the equivalent YAML (``images-by-tag-regex``),
+- 24-tag repository, 15 tags selected, cold and no-op: ours is the batch engine as its own
+  process (``copy_cli.py SRC DEST --include RE``: resolve_batch and run_batch, the code
+  ``image_copy`` repository mode runs, without Ansible's start-up) against ``skopeo sync --all`` with the equivalent YAML (``images-by-tag-regex``),
   each into its own fresh registry. A row through Ansible (ad-hoc ``image_copy``) shows what
   Ansible adds.
 - 1,000 tags (one small image's manifest under every tag) mirrored in one ``image_copy`` task
@@ -67,35 +66,9 @@ def measured_tree(cmd: list[str], env: dict | None = None) -> tuple[float, int, 
     return elapsed, usage.ru_maxrss // 1024, out
 
 
-def mirror_cli(argv: list[str]) -> int:
-    """``mirror SRC DEST [--include RE ...]``: repository mode through the engine, in this process."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from ansible_collections.oci.images.plugins.module_utils._copy import CopyOptions, copy_image
-    from ansible_collections.oci.images.plugins.module_utils._mirror import TagSelection, repository_pairs, select_repository_tags
-    from ansible_collections.oci.images.plugins.module_utils._options import ConnectionOptions
-    from ansible_collections.oci.images.plugins.module_utils._reference import parse_reference
-    from ansible_collections.oci.images.plugins.module_utils._registry._clients import registry_client
-
-    parser = argparse.ArgumentParser(prog="mirror_bench.py mirror")
-    parser.add_argument("src")
-    parser.add_argument("dest")
-    parser.add_argument("--include", action="append")
-    parser.add_argument("--parallel-images", type=int, default=4)
-    args = parser.parse_args(argv)
-    side = ConnectionOptions(validate_certs=False)
-    src, dest = parse_reference(args.src), parse_reference(args.dest)
-    tags = select_repository_tags(registry_client(src.registry or "", side).list_tags(src.repository or ""), TagSelection(include=args.include))
-    pairs = repository_pairs(src, dest, tags, side)
-    options = CopyOptions()
-    with ThreadPoolExecutor(max_workers=max(1, min(args.parallel_images, len(pairs)))) as pool:
-        results = list(pool.map(lambda p: copy_image(p.src, p.dest, p.src_options, side, options), pairs))
-    json.dump({"copied": sum(1 for r in results if r["changed"]), "unchanged": sum(1 for r in results if not r["changed"])}, sys.stdout)
-    return 0
-
-
 def _ours(src: str, dest: str, include: str) -> tuple[float, int, str]:
-    return measured_tree([sys.executable, os.path.abspath(__file__), "mirror", src, dest, "--include", include])
+    # Repository mode through the batch engine image_copy runs (copy_cli.py), as its own process.
+    return measured_tree([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "copy_cli.py"), src, dest, "--include", include])
 
 
 def _ansible(args: dict) -> tuple[float, int, dict]:
@@ -183,8 +156,6 @@ def run_mirror_cases(bench, tag_count: int = 1000) -> None:
 
 
 def main() -> int:
-    if len(sys.argv) > 1 and sys.argv[1] == "mirror":
-        return mirror_cli(sys.argv[2:])
     from run import Bench, write_table
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

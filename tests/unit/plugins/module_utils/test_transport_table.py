@@ -114,9 +114,9 @@ def test_a_transport_without_a_destination_says_which_ones_can_be_written(memory
     register(ReadOnly(memory.store))
     try:
         reference = parse_reference("readonly:shelf:app")
-        with pytest.raises(Unsupported, match="cannot be written to.*oci:PATH"):
+        with pytest.raises(Unsupported, match=r"cannot be written to.*oci:PATH"):
             _table.open_destination(reference)
-        with pytest.raises(Unsupported, match="image_delete works on .*memory:"):
+        with pytest.raises(Unsupported, match=r"image_delete works on .*memory:"):
             delete_image(reference)
     finally:
         unregister("readonly")

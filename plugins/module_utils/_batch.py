@@ -1,0 +1,196 @@
+# Copyright (c) oci.images contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The batch engine: what a task names (one image, a list, a repository, a sync spec) copied as one batch.
+
+``resolve_batch`` turns the task's selection into copy pairs (listing tags where needed);
+``run_batch`` runs them: images in parallel, one blob ledger for the whole batch (a layer
+shared by images of the batch crosses once per destination repository), referrers,
+``keep_going``, one result entry per image, the summary, the diff and the failure message.
+image_copy, the mirror role (through image_copy) and the benchmarks all run this code.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+
+from ._copy import BlobLedger, CopyOptions, copy_image
+from ._errors import OCIError
+from ._mirror import CopyPair, TagSelection, is_repository, repository_pairs, select_repository_tags, slice_pairs, sync_pairs
+from ._options import ConnectionOptions
+from ._reference import ImageReference, parse_reference
+from ._referrers import copy_referrers
+from ._transports._table import open_source
+
+
+@dataclass
+class Selection:
+    """What a task names; exactly one of ``src``, ``images`` or ``sync`` is set."""
+
+    src: str | None = None
+    dest: str | None = None
+    images: list[dict] | None = None
+    tags: dict | None = None
+    sync: dict | None = None
+    scoped: bool = False
+    append_suffix: str | None = None
+    slice: tuple[int, int] | None = None  # (index, count)
+
+
+@dataclass
+class BatchOptions:
+    """How a batch runs, beyond what each copy needs."""
+
+    parallel_images: int = 4
+    keep_going: bool = False
+    referrers: bool = False
+
+
+@dataclass
+class Batch:
+    """The copies a selection resolved to, and the failures met while resolving it (a tag list that failed)."""
+
+    pairs: list[CopyPair] = field(default_factory=list)
+    failures: list[dict] = field(default_factory=list)
+    #: True when the task named one image (src/dest with a tag or digest): the result carries its digest.
+    single: bool = False
+
+
+def resolve_batch(selection: Selection, src_options: ConnectionOptions, keep_going: bool = False) -> Batch:
+    """The copy pairs a selection names. A tag list that fails is that repository's failure with ``keep_going``."""
+    batch = Batch()
+
+    def list_tags(reference: ImageReference, options: ConnectionOptions) -> list[str]:
+        with open_source(reference, options) as source:
+            return source.list_tags()
+
+    if selection.sync is not None:
+        failed = batch.failures.append if keep_going else None
+        batch.pairs = sync_pairs(selection.sync, selection.dest or "", src_options, list_tags, selection.scoped, selection.append_suffix, on_error=failed)
+    elif selection.images is not None:
+        batch.pairs = [CopyPair(parse_reference(i["src"]), parse_reference(i["dest"]), src_options) for i in selection.images]
+    else:
+        src, dest = parse_reference(selection.src or ""), parse_reference(selection.dest or "")
+        if is_repository(src):
+            tag_selection = TagSelection.from_option(selection.tags)
+            created = _created_of(src, src_options) if tag_selection.latest else None
+            tags = select_repository_tags(list_tags(src, src_options), tag_selection, created)
+            batch.pairs = repository_pairs(src, dest, tags, src_options)
+        else:
+            if selection.tags:
+                raise OCIError("tags selects tags of a repository: give src without a tag (%s names one image)" % src, str(src))
+            batch.pairs = [CopyPair(src, dest, src_options)]
+            batch.single = True
+    if selection.slice is not None:
+        batch.pairs = slice_pairs(batch.pairs, *selection.slice)
+    return batch
+
+
+def _created_of(src: ImageReference, options: ConnectionOptions):
+    """For ``tags.latest`` on tags that are not versions: each tag's creation time from its config."""
+    from ._inspect import describe_image
+
+    def created(tag: str) -> str | None:
+        with open_source(src.with_tag(tag), options) as source:
+            return describe_image(source).get("created")
+
+    return created
+
+
+def _failure(pair: CopyPair, msg: str, result: dict | None = None) -> dict:
+    entry = dict(result or {"src": str(pair.src), "dest": str(pair.dest), "changed": False})
+    entry.update(failed=True, msg=msg)
+    return entry
+
+
+def describe_os_error(exc: OSError) -> str:
+    """An OSError as a sentence: what failed, on which path."""
+    where = " (%s)" % exc.filename if getattr(exc, "filename", None) else ""
+    return "%s%s" % (exc.strerror or exc.__class__.__name__, where)
+
+
+def run_batch(
+    batch: Batch,
+    dest_options: ConnectionOptions,
+    options: CopyOptions,
+    batch_options: BatchOptions,
+    check_mode: bool = False,
+) -> dict:
+    """Run every copy of the batch; returns the module result (without ``failed``/``msg``, see ``failure_message``)."""
+    if options.ledger is None:
+        options = replace(options, ledger=BlobLedger())
+    stop = threading.Event()
+
+    def one(pair: CopyPair) -> dict | None:
+        if stop.is_set():
+            return None
+        result: dict | None = None
+        try:
+            if batch_options.referrers and not (pair.src.is_registry and pair.dest.is_registry):
+                raise OCIError("%s -> %s: referrers are copied between registries only (docker:// on both sides)" % (pair.src, pair.dest), str(pair.src))
+            result = copy_image(pair.src, pair.dest, pair.src_options, dest_options, options, check_mode=check_mode)
+            if batch_options.referrers:
+                attached = copy_referrers(
+                    pair.src,
+                    pair.dest,
+                    result,
+                    pair.src_options,
+                    dest_options,
+                    lambda src, dest: copy_image(src, dest, pair.src_options, dest_options, options, check_mode=check_mode),
+                    check_mode=check_mode,
+                )
+                result["referrers"] = attached["referrers"]
+                result["changed"] = result["changed"] or attached["changed"]
+            return result
+        except (OCIError, OSError) as exc:
+            if not batch_options.keep_going:
+                stop.set()
+            msg = exc.msg if isinstance(exc, OCIError) else "%s -> %s: %s" % (pair.src, pair.dest, describe_os_error(exc))
+            # The image itself may have been written before a referrer failed: the entry still says so.
+            return _failure(pair, msg, result)
+
+    results: list = []
+    if batch.pairs:
+        with ThreadPoolExecutor(max_workers=max(1, min(batch_options.parallel_images, len(batch.pairs))), thread_name_prefix="oci-images-image") as pool:
+            results = list(pool.map(one, batch.pairs))
+    done = list(batch.failures) + [r for r in results if r is not None]
+    failures = [r for r in done if r.get("failed")]
+    ok = [r for r in done if not r.get("failed")]
+    summary = {
+        "changed": any(r.get("changed") for r in done),
+        "results": done,
+        "copied": sum(1 for r in ok if r.get("changed")),
+        "unchanged": sum(1 for r in ok if not r.get("changed")),
+        "failed_count": len(failures),
+        "not_attempted": len(batch.pairs) - len(results) + sum(1 for r in results if r is None),
+        "diff": {
+            "before": {r["dest"]: r.get("dest_digest_before") for r in ok},
+            "after": {r["dest"]: r.get("dest_digest_after") for r in ok},
+        },
+    }
+    if batch.single and ok:
+        summary["digest"] = ok[0]["dest_digest_after"]
+    return summary
+
+
+def failure_message(summary: dict, single: bool) -> str | None:
+    """The task's ``msg`` when copies failed: identical causes grouped ("3 images: ..."); None when none failed."""
+    failures = [r for r in summary["results"] if r.get("failed")]
+    if not failures:
+        return None
+    if single:
+        return failures[0]["msg"]
+    groups: dict[str, list[dict]] = {}
+    for entry in failures:
+        groups.setdefault(entry["msg"], []).append(entry)
+    parts = []
+    for msg, entries in groups.items():
+        if len(entries) == 1:
+            parts.append("%s -> %s: %s" % (entries[0]["src"], entries[0]["dest"], msg))
+        else:
+            parts.append("%d images: %s" % (len(entries), msg))
+    total = len(failures) + summary["copied"] + summary["unchanged"] + summary["not_attempted"]
+    skipped = summary["not_attempted"]
+    tail = " (%d not attempted after the first failure; set keep_going to copy the rest)" % skipped if skipped else ""
+    return "%d of %d copies failed%s: %s" % (len(failures), total, tail, "; ".join(parts))

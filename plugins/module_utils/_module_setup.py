@@ -1,0 +1,46 @@
+# Copyright (c) oci.images contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What every module does first: its argument spec with the connection options, the constraints,
+the check for missing libraries, and the command runner.
+
+The module passes ``AnsibleModule`` and ``missing_required_lib`` in, so module_utils stay free of
+Ansible imports and testable without it.
+"""
+
+from __future__ import annotations
+
+from ._commands import module_command_runner, set_command_runner
+from ._connection_args import connection_argument_spec, connection_constraints, daemon_argument_spec
+from ._deps import REQUIRED, missing_libraries
+
+
+def start_module(
+    module_class,
+    missing_required_lib,
+    argument_spec: dict,
+    sides: tuple[str, ...] | None = ("",),
+    daemon: bool = False,
+    libraries: tuple[str, ...] = tuple(REQUIRED),
+    mutually_exclusive: list | None = None,
+    required_together: list | None = None,
+    **kwargs,
+):
+    """The module object, with the connection options of ``sides`` (None: none) added to ``argument_spec``.
+
+    Fails the task with Ansible's message when a library in ``libraries`` cannot be imported.
+    """
+    spec = dict(argument_spec)
+    exclusive = list(mutually_exclusive or [])
+    together = list(required_together or [])
+    if sides is not None:
+        spec.update(connection_argument_spec(sides))
+        constraints = connection_constraints(sides)
+        exclusive += constraints["mutually_exclusive"]
+        together += constraints["required_together"]
+        if daemon:
+            spec.update(daemon_argument_spec(sides))
+    module = module_class(argument_spec=spec, supports_check_mode=True, mutually_exclusive=exclusive, required_together=together, **kwargs)
+    for library, error in missing_libraries(libraries):
+        module.fail_json(msg=missing_required_lib(library), exception=error)
+    set_command_runner(module_command_runner(module))
+    return module
