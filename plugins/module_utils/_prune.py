@@ -85,11 +85,22 @@ class PrunePolicy:
             raise OCIError("prune.keep_newer_than must not be negative")
         for name in ("include", "exclude", "keep_tags"):
             compile_patterns(getattr(self, name), "prune." + name)
-        if not (self.include or self.exclude or self.keep_tags or self.keep_latest is not None or self.keep_newer_than is not None):
+        # Without include every tag is a candidate: some rule must be able to keep one, or every tag goes.
+        keeps = self.exclude or self.keep_tags or self.keep_latest or self.keep_newer_than
+        if self.include or keeps:
+            return
+        given = ["%s: %s" % (name, getattr(self, name)) for name in ("include", "exclude", "keep_tags", "keep_latest") if getattr(self, name) is not None]
+        if self.keep_newer_than is not None:
+            given.append("keep_newer_than: %gs" % self.keep_newer_than)
+        if not given:
             raise OCIError(
                 "prune needs at least one of include, exclude, keep_latest, keep_newer_than (older_than) or keep_tags; "
-                "to delete every tag of the repository say so with include: ['.*']"
+                "to delete every tag of the repository say so with prune.include: ['.*']"
             )
+        raise OCIError(
+            "prune with %s keeps no tag: it would delete every tag of the repository. To delete every tag, say so with "
+            "prune.include: ['.*']; to keep some, give keep_latest of 1 or more, keep_newer_than above 0, keep_tags or exclude" % ", ".join(given)
+        )
 
 
 @dataclass

@@ -168,6 +168,29 @@ def test_prune_check_mode_predicts_exactly_the_real_run(registry, tmp_path, skop
     assert second.changed is False
 
 
+@pytest.mark.parametrize(
+    "policy",
+    [{"keep_latest": 0}, {"keep_newer_than": "0s"}, {"older_than": "0"}, {"keep_tags": []}, {"include": [], "keep_latest": 0}],
+    ids=["keep_latest-0", "keep_newer_than-0s", "older_than-0", "keep_tags-empty", "include-empty"],
+)
+def test_prune_that_would_delete_every_tag_needs_explicit_include(registry, image_layout, skopeo, policy):
+    path, _unused = image_layout
+    repo = "delete/keepnothing"
+    for tag in ("latest", "1.0"):
+        push(skopeo, path, "a" if tag == "latest" else "c", "docker://%s/%s:%s" % (registry.host, repo, tag))
+    image = "docker://%s/%s" % (registry.host, repo)
+    for check in (True, False):
+        run = delete(image, check=check, prune=policy)
+        assert run.failed, run.output
+        assert "would delete every tag" in run.result["msg"] and "prune.include: ['.*']" in run.result["msg"]
+        assert "Traceback" not in run.output
+    assert registry_tags(registry.host, repo) == ["1.0", "latest"]
+
+    explicit = delete(image, check=True, prune=dict(policy, include=[".*"]))
+    assert not explicit.failed, explicit.output
+    assert sorted(d["tag"] for d in explicit.result["deleted"]) == ["1.0", "latest"]
+
+
 def test_freed_bytes_matches_registry_garbage_collection(fresh_registry, tmp_path, skopeo):
     reg = fresh_registry()
     layout = str(tmp_path / "gc")
