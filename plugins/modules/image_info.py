@@ -62,7 +62,11 @@ options:
     description:
       - Instead of O(image), a list of references (any repositories, registries or local formats) whose combined
         footprint is returned in RV(footprint), keyed by reference, each blob counted once wherever it is stored.
-      - RV(image) is left empty; references that name nothing are listed in RV(missing) and RV(exists) is V(false).
+      - A reference to a repository without tag or digest (V(docker://host/repo)) or to an OCI layout without ref
+        (V(oci:/path)) stands for every tag of it; each tag appears in RV(footprint.tags) under its own reference
+        (V(docker://host/repo:1.2), V(oci:/path:1.2)). A layout whose only image has no ref counts as that image, under V(oci:/path).
+      - RV(image) is left empty; references that name nothing (a repository or layout without tags included) are listed in
+        RV(missing) and RV(exists) is V(false).
     type: list
     elements: str
   footprint:
@@ -140,12 +144,15 @@ EXAMPLES = r"""
 
 RETURN = r"""
 footprint:
-  description: With O(footprint), the storage the tags take. Sizes are of configs and layers as stored (compressed).
+  description:
+    - The storage the tags (with O(footprint)) or the references (with O(footprint_of)) take.
+      Sizes are of configs and layers as stored (compressed); manifests are not counted.
+    - With O(footprint_of), what this section calls tags are the references, see RV(footprint.tags).
   returned: when O(footprint=true) or O(footprint_of) is given
   type: dict
   contains:
     total_bytes:
-      description: Bytes of every distinct blob used by the tags, each counted once.
+      description: Bytes of every distinct blob (configs and layers) used by the tags, each counted once.
       type: int
       sample: 104857600
     shared_bytes:
@@ -153,12 +160,18 @@ footprint:
       type: int
       sample: 73400320
     tags:
-      description: Per tag, its digest, its C(size) (config and layers; for an index, all its images') and its
-        C(unique_bytes), what deleting that tag alone would free.
+      description:
+        - Per tag, its digest, its C(size) (config and layers; for an index, all its images') and its
+          C(unique_bytes), what deleting that tag alone would free.
+        - With O(footprint), keyed by tag (the O(image) tag, digest or ref when it names one image).
+        - With O(footprint_of), keyed by reference instead (the key is still C(tags)); a repository or layout given
+          without tag or ref is listed as one key per tag, V(docker://host/repo:1.2), V(oci:/path:1.2).
       type: dict
       sample: {"1.2": {"digest": "sha256:9a8b...", "size": 52428800, "unique_bytes": 1048576}}
     layers:
-      description: Every blob (layers and configs), largest first, with how many tags use it.
+      description:
+        - Every blob the tags use, largest first, with how many tags use it. Despite the name this holds the configs
+          too, not only the layers (as RV(footprint.total_bytes) counts them); tell them apart by RV(footprint.layers[].media_type).
       type: list
       elements: dict
       contains:
@@ -169,13 +182,16 @@ footprint:
           description: Size in bytes.
           type: int
         media_type:
-          description: Media type from the manifest.
+          description: Media type from the manifest (a config media type for a config).
           type: str
         tags_using:
-          description: How many tags use it.
+          description: How many tags (with O(footprint_of), references) use it.
           type: int
 missing:
-  description: With O(footprint_of), the references that name nothing (left out of RV(footprint)).
+  description:
+    - With O(footprint_of), the references that name nothing (left out of RV(footprint)).
+    - A repository or layout given without tag or ref is listed as given (V(docker://host/repo), not V(docker://host/repo:latest))
+      when it does not exist or has no tags.
   returned: when O(footprint_of) is given
   type: list
   elements: str
@@ -408,10 +424,9 @@ def _footprint_of(module, params, parse_reference, open_source) -> None:
         references = [parse_reference(text) for text in params["footprint_of"]]
         with ExitStack() as stack:
             sources = [stack.enter_context(open_source(reference, connection_options(params))) for reference in references]
-            result = references_footprint(sources)
+            result, missing = references_footprint(sources)
     except OCIError as exc:
         module.fail_json(msg=exc.msg)
-    missing = [str(r) for r in references if str(r) not in result["tags"]]
     module.exit_json(changed=False, exists=not missing, image={}, footprint=result, missing=missing)
 
 
