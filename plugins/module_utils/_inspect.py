@@ -84,6 +84,11 @@ def repository_reference(reference: ImageReference) -> str:
     return str(reference)
 
 
+def describe_repository(source: ImageSource) -> dict:
+    """The ``image`` dict for a repository or layout with list_tags: its name and tags, no image. NotFound when it is not there."""
+    return {"name": source.reference.name, "reference": repository_reference(source.reference), "tags": source.list_tags()}
+
+
 def describe_image(source: ImageSource, platform: dict | None = None, list_tags: bool = False, raw: bool = False) -> dict:
     """The ``image`` dict image_info returns. Raise NotFound only when the reference names nothing.
 

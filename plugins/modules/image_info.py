@@ -50,6 +50,10 @@ options:
     description:
       - Also return the tags of the repository (all of them, following pagination) in RV(image.tags).
       - For an C(oci:) layout these are the image references it holds.
+      - When O(image) names a repository without tag or digest (V(docker://host/repo)) or a layout without ref
+        (V(oci:/path)), only the tags are returned, like C(skopeo list-tags); no image is described (not even C(latest),
+        which need not exist), RV(image) holds only RV(image.name), RV(image.reference) and RV(image.tags), and RV(exists)
+        says whether the repository or layout exists. O(platform) and O(raw) do not apply then.
     type: bool
     default: false
   raw:
@@ -73,7 +77,7 @@ options:
     description:
       - Also return the storage footprint in RV(footprint), counting every blob once however many tags share it.
       - When O(image) names a repository without tag or digest (V(docker://host/repo), V(oci:/path)), every tag
-        is counted and RV(image) is left empty; with a tag, only that image is counted.
+        is counted and RV(image) is left empty (with O(list_tags), it holds the tags); with a tag, only that image is counted.
       - Works for registry repositories and OCI layouts. Reads every tag's manifest (and each index's images), no layer.
     type: bool
     default: false
@@ -197,12 +201,17 @@ missing:
   elements: str
   sample: []
 exists:
-  description: Whether the image exists. V(false) when the repository, tag or local image is not there.
+  description:
+    - Whether the image exists. V(false) when the repository, tag or local image is not there.
+    - With O(list_tags) and a repository or layout named without tag or ref, whether the repository or layout exists.
   returned: always
   type: bool
   sample: true
 image:
-  description: The facts about the image. Empty when RV(exists) is V(false).
+  description:
+    - The facts about the image. Empty when RV(exists) is V(false).
+    - With O(list_tags) and a repository or layout named without tag or ref, only RV(image.name), RV(image.reference)
+      and RV(image.tags).
   returned: always
   type: dict
   contains:
@@ -211,7 +220,7 @@ image:
       type: str
       sample: docker.io/library/fedora
     reference:
-      description: The normalized reference that was inspected.
+      description: The normalized reference that was inspected (for a repository or layout as a whole, V(docker://host/repo), V(oci:/path)).
       type: str
       sample: docker://docker.io/library/fedora:latest
     digest:
@@ -333,7 +342,9 @@ image:
       sample: [{"os": "linux", "architecture": "arm64", "variant": "v8", "digest": "sha256:...", "size": 1042,
                 "media_type": "application/vnd.oci.image.manifest.v1+json", "os_version": null, "annotations": null}]
     tags:
-      description: Tags of the repository with O(list_tags), sorted as the registry lists them; V(null) otherwise.
+      description:
+        - Tags of the repository with O(list_tags), sorted as the registry lists them (for an OCI layout, its refs
+          in C(index.json) order); V(null) otherwise.
       type: list
       elements: str
       sample: ["1.1", "1.2", "latest"]
@@ -386,7 +397,7 @@ def main() -> None:
     set_command_runner(module_command_runner(module))
 
     # Imported after the dependency check so a missing library gives a clear message.
-    from ansible_collections.oci.images.plugins.module_utils._inspect import describe_image
+    from ansible_collections.oci.images.plugins.module_utils._inspect import describe_image, describe_repository, names_repository
     from ansible_collections.oci.images.plugins.module_utils._media import parse_platform
     from ansible_collections.oci.images.plugins.module_utils._reference import parse_reference
     from ansible_collections.oci.images.plugins.module_utils._transports._table import open_source
@@ -403,8 +414,15 @@ def main() -> None:
                 from ansible_collections.oci.images.plugins.module_utils._footprint import reference_footprint
 
                 extra["footprint"], whole_repository = reference_footprint(source)
-                if whole_repository:
+                if whole_repository and not params["list_tags"]:
                     module.exit_json(changed=False, exists=bool(extra["footprint"]["tags"]), image={}, **extra)
+            if params["list_tags"] and names_repository(source):
+                # A repository or layout as a whole: its tags, no image described (not even latest).
+                try:
+                    repository = describe_repository(source)
+                except NotFound as exc:
+                    module.exit_json(changed=False, exists=False, image={}, msg=exc.msg, **extra)
+                module.exit_json(changed=False, exists=True, image=repository, **extra)
             try:
                 image = describe_image(source, platform=platform, list_tags=params["list_tags"], raw=params["raw"])
             except NotFound as exc:
