@@ -120,7 +120,10 @@ def _rank(state: TagState, order: str):
 
 
 def decide_prune(states: list[TagState], policy: PrunePolicy, now: datetime.datetime | None = None) -> PruneDecision:
-    """Apply ``policy`` to the tags in ``states``: which to delete, which to keep and why."""
+    """Apply ``policy`` to the tags in ``states``: which to delete, which to keep and why.
+
+    Without ``include``, a decision that keeps no tag is refused: deleting every tag must be asked for.
+    """
     policy.validate()
     now = now or datetime.datetime.now(datetime.timezone.utc)
     keep_patterns = compile_patterns(policy.keep_tags, "prune.keep_tags")
@@ -185,4 +188,12 @@ def decide_prune(states: list[TagState], policy: PrunePolicy, now: datetime.date
             decision.reasons[state.tag] = reasons[state.tag]
         else:
             decision.deleted.append({"tag": state.tag, "digest": state.digest})
+    if decision.deleted and not decision.kept and not policy.include:
+        # The rules could keep tags, but keep none of these: emptying a repository is only done when said.
+        tags = [d["tag"] for d in decision.deleted]
+        shown = ", ".join(tags[:5]) + (", ..." if len(tags) > 5 else "")
+        raise OCIError(
+            "prune would delete every tag of the repository (%d: %s): no rule of the policy keeps one of them. To delete every tag, "
+            "say so with prune.include: ['.*']; to keep some, widen keep_latest, keep_newer_than, keep_tags or exclude" % (len(tags), shown)
+        )
     return decision

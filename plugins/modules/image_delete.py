@@ -54,6 +54,8 @@ options:
       - Without O(prune.include) every tag is a candidate, so a policy with no rule that can keep a tag (O(prune.keep_latest=0),
         O(prune.keep_newer_than=0s), empty O(prune.keep_tags) or O(prune.exclude)) would delete every tag; it is refused
         unless O(prune.include) says which tags may go.
+      - Likewise, without O(prune.include), a run in which the rules keep none of the repository's tags (all older than
+        O(prune.keep_newer_than), no tag matching O(prune.keep_tags)) fails and deletes nothing.
     type: dict
     suboptions:
       include:

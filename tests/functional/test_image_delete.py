@@ -170,8 +170,16 @@ def test_prune_check_mode_predicts_exactly_the_real_run(registry, tmp_path, skop
 
 @pytest.mark.parametrize(
     "policy",
-    [{"keep_latest": 0}, {"keep_newer_than": "0s"}, {"older_than": "0"}, {"keep_tags": []}, {"include": [], "keep_latest": 0}],
-    ids=["keep_latest-0", "keep_newer_than-0s", "older_than-0", "keep_tags-empty", "include-empty"],
+    [
+        {"keep_latest": 0},
+        {"keep_newer_than": "0s"},
+        {"older_than": "0"},
+        {"keep_tags": []},
+        {"include": [], "keep_latest": 0},
+        {"older_than": "30d"},  # every image here is from 2024: this repository's tags are all older
+        {"keep_tags": ["release-.*"]},  # no such tag here
+    ],
+    ids=["keep_latest-0", "keep_newer_than-0s", "older_than-0", "keep_tags-empty", "include-empty", "all-older", "keep_tags-no-match"],
 )
 def test_prune_that_would_delete_every_tag_needs_explicit_include(registry, image_layout, skopeo, policy):
     path, _unused = image_layout

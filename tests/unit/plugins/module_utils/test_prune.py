@@ -165,6 +165,21 @@ def test_policy_that_says_what_to_delete_is_accepted(policy, deleted):
     assert deleted_tags(decision) == deleted
 
 
+@pytest.mark.parametrize(
+    "policy",
+    [PrunePolicy(keep_newer_than=parse_duration("7d")), PrunePolicy(keep_tags=["latest"]), PrunePolicy(exclude=["release-.*"])],
+    ids=["all-older", "keep_tags-no-match", "exclude-no-match"],
+)
+def test_rules_that_keep_none_of_these_tags_without_include_are_refused(policy):
+    tags = states(("1.0", "a", 1), ("1.1", "b", 2))
+    with pytest.raises(OCIError) as err:
+        decide_prune(tags, policy, NOW)
+    assert "would delete every tag of the repository (2: 1.0, 1.1)" in err.value.msg
+    assert "prune.include: ['.*']" in err.value.msg
+    with_include = PrunePolicy(include=[".*"], keep_newer_than=policy.keep_newer_than, keep_tags=policy.keep_tags, exclude=policy.exclude)
+    assert deleted_tags(decide_prune(tags, with_include, NOW)) == ["1.0", "1.1"]
+
+
 def test_decision_is_the_same_every_time():
     tags = states(*[("t%d" % n, "i%d" % (n % 5), n % 7 + 1) for n in range(12)])
     policy = PrunePolicy(keep_latest=2, keep_tags=["t1"])
