@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from . import _media
 from ._errors import NotFound, Unsupported
+from ._inspect import names_repository, repository_reference
 from ._prune import parse_created
+from ._reference import ImageReference
 from ._transports._base import ImageSource
 
 # Manifest reads run this many at a time against a registry; enough to hide round trips, few enough to be polite.
@@ -206,13 +208,7 @@ def scan_source(source: ImageSource, tags: Iterable[str] | None = None, with_cre
 def reference_footprint(source: ImageSource) -> tuple[dict, bool]:
     """(footprint, whole repository?) for what ``source`` names: every tag when its reference has no tag, digest or ref."""
     reference = source.reference
-    if reference.is_registry:
-        whole = not reference.has_explicit_tag_or_digest
-        named = reference.digest or reference.tag
-    else:
-        whole = reference.ref_name is None
-        named = reference.ref_name
-    if whole:
+    if names_repository(source):
         try:
             tags = source.list_tags()
         except NotFound:
@@ -223,36 +219,71 @@ def reference_footprint(source: ImageSource) -> tuple[dict, bool]:
         if reference.digest in scan.manifests:
             scan.tags[reference.digest] = reference.digest
         return footprint(scan), False
-    return footprint(scan_source(source, [named or ""])), False
+    return footprint(scan_source(source, [reference.tag or reference.ref_name or ""])), False
 
 
-def references_footprint(sources: Iterable[ImageSource]) -> dict:
-    """The footprint of several images (any repositories, registries or layouts), keyed by reference.
+def references_footprint(sources: Iterable[ImageSource]) -> tuple[dict, list[str]]:
+    """The footprint of several references (any repositories, registries or layouts), keyed by image reference, and those that name nothing.
 
-    A blob counts once however many of the images use it, wherever they are stored: this is the
-    space the set takes, not what each place stores. A reference that names nothing is left out.
+    A reference to a repository or layout as a whole (no tag, digest or ref) stands for every tag of it, each
+    keyed by its own reference (``docker://host/repo:TAG``, ``oci:/path:REF``). A blob counts once however many
+    of the images use it, wherever they are stored: this is the space the set takes, not what each place stores.
     """
     scan = RepositoryScan()
+    missing: list[str] = []
     for source in sources:
-        name = str(source.reference)
-        try:
-            raw, media_type = source.get_manifest()
-        except NotFound:
+        if names_repository(source):
+            found = _add_repository(scan, source)
+            if not found:
+                missing.append(repository_reference(source.reference))
+        elif not _add_image(scan, source, str(source.reference)):
+            missing.append(str(source.reference))
+    return footprint(scan), missing
+
+
+def _add_repository(scan: RepositoryScan, source: ImageSource) -> bool:
+    """Add every tag of the repository or layout ``source`` names to ``scan``; False when it has none."""
+    try:
+        tags = source.list_tags()
+    except NotFound:
+        return False
+    if not tags:
+        # No tags, but a layout may hold one unnamed image, which oci:PATH names (as skopeo reads it).
+        return _add_image(scan, source, str(source.reference))
+    found = scan_source(source, tags)
+    for tag, digest in found.tags.items():
+        scan.tags[_tagged(source.reference, tag)] = digest
+    scan.manifests.update(found.manifests)
+    return bool(found.tags)
+
+
+def _tagged(reference: ImageReference, tag: str) -> str:
+    """The reference to one tag of a repository (``docker://host/repo:TAG``) or ref of a layout (``oci:/path:REF``)."""
+    if reference.is_registry:
+        return str(reference.with_tag(tag))
+    return str(replace(reference, ref_name=tag))
+
+
+def _add_image(scan: RepositoryScan, source: ImageSource, name: str) -> bool:
+    """Add the one image (or index, with its images) ``source`` names to ``scan`` under ``name``; False when it is not there."""
+    try:
+        raw, media_type = source.get_manifest()
+    except NotFound:
+        return False
+    digest = source.manifest_digest(raw)
+    scan.tags[name] = digest
+    pending = [(digest, raw, media_type)]
+    while pending:
+        current, current_raw, current_type = pending.pop()
+        if current in scan.manifests:
             continue
-        digest = source.manifest_digest(raw)
-        scan.tags[name] = digest
-        pending = [(digest, raw, media_type)]
-        while pending:
-            current, current_raw, current_type = pending.pop()
-            if current in scan.manifests:
-                continue
-            facts = manifest_facts(current_raw, current_type, current, name)
-            scan.manifests[current] = facts
-            for child in facts.children:
-                if child not in scan.manifests:
-                    child_raw, child_type = source.get_manifest(child)
-                    pending.append((child, child_raw, child_type))
-    return footprint(scan)
+        facts = manifest_facts(current_raw, current_type, current, name)
+        scan.manifests[current] = facts
+        for child in facts.children:
+            if child not in scan.manifests:
+                child_raw, child_type = source.get_manifest(child)
+                pending.append((child, child_raw, child_type))
+    return True
 
 
 def footprint(scan: RepositoryScan) -> dict:

@@ -8,6 +8,7 @@ import json
 
 from . import _media
 from ._errors import InvalidManifest, NotFound, OCIError
+from ._reference import ImageReference
 from ._transports._base import ImageSource
 
 # Config media types that carry an image configuration (architecture, os, Env, Labels, ...).
@@ -64,6 +65,28 @@ def _describe_v2s1(doc: dict) -> dict:
     layers = [{"digest": layer.get("digest"), "size": layer.get("size"), "media_type": None, "annotations": None} for layer in view.get("layers") or []]
     facts.update({"layers": layers, "config_digest": None, "size": None, "config": config})
     return facts
+
+
+def names_repository(source: ImageSource) -> bool:
+    """True when the reference names a repository or layout as a whole (no tag, digest or ref) whose tags can be listed."""
+    reference = source.reference
+    if not source.can_list_tags:
+        return False
+    if reference.is_registry:
+        return not reference.has_explicit_tag_or_digest
+    return reference.ref_name is None
+
+
+def repository_reference(reference: ImageReference) -> str:
+    """How results name a repository or layout: ``docker://host/repo`` (not ``:latest``), ``oci:/path``."""
+    if reference.is_registry:
+        return "docker://%s" % reference.name
+    return str(reference)
+
+
+def describe_repository(source: ImageSource) -> dict:
+    """The ``image`` dict for a repository or layout with list_tags: its name and tags, no image. NotFound when it is not there."""
+    return {"name": source.reference.name, "reference": repository_reference(source.reference), "tags": source.list_tags()}
 
 
 def describe_image(source: ImageSource, platform: dict | None = None, list_tags: bool = False, raw: bool = False) -> dict:

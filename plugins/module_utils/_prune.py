@@ -85,11 +85,22 @@ class PrunePolicy:
             raise OCIError("prune.keep_newer_than must not be negative")
         for name in ("include", "exclude", "keep_tags"):
             compile_patterns(getattr(self, name), "prune." + name)
-        if not (self.include or self.exclude or self.keep_tags or self.keep_latest is not None or self.keep_newer_than is not None):
+        # Without include every tag is a candidate: some rule must be able to keep one, or every tag goes.
+        keeps = self.exclude or self.keep_tags or self.keep_latest or self.keep_newer_than
+        if self.include or keeps:
+            return
+        given = ["%s: %s" % (name, getattr(self, name)) for name in ("include", "exclude", "keep_tags", "keep_latest") if getattr(self, name) is not None]
+        if self.keep_newer_than is not None:
+            given.append("keep_newer_than: %gs" % self.keep_newer_than)
+        if not given:
             raise OCIError(
                 "prune needs at least one of include, exclude, keep_latest, keep_newer_than (older_than) or keep_tags; "
-                "to delete every tag of the repository say so with include: ['.*']"
+                "to delete every tag of the repository say so with prune.include: ['.*']"
             )
+        raise OCIError(
+            "prune with %s keeps no tag: it would delete every tag of the repository. To delete every tag, say so with "
+            "prune.include: ['.*']; to keep some, give keep_latest of 1 or more, keep_newer_than above 0, keep_tags or exclude" % ", ".join(given)
+        )
 
 
 @dataclass
@@ -109,7 +120,10 @@ def _rank(state: TagState, order: str):
 
 
 def decide_prune(states: list[TagState], policy: PrunePolicy, now: datetime.datetime | None = None) -> PruneDecision:
-    """Apply ``policy`` to the tags in ``states``: which to delete, which to keep and why."""
+    """Apply ``policy`` to the tags in ``states``: which to delete, which to keep and why.
+
+    Without ``include``, a decision that keeps no tag is refused: deleting every tag must be asked for.
+    """
     policy.validate()
     now = now or datetime.datetime.now(datetime.timezone.utc)
     keep_patterns = compile_patterns(policy.keep_tags, "prune.keep_tags")
@@ -174,4 +188,12 @@ def decide_prune(states: list[TagState], policy: PrunePolicy, now: datetime.date
             decision.reasons[state.tag] = reasons[state.tag]
         else:
             decision.deleted.append({"tag": state.tag, "digest": state.digest})
+    if decision.deleted and not decision.kept and not policy.include:
+        # The rules could keep tags, but keep none of these: emptying a repository is only done when said.
+        tags = [d["tag"] for d in decision.deleted]
+        shown = ", ".join(tags[:5]) + (", ..." if len(tags) > 5 else "")
+        raise OCIError(
+            "prune would delete every tag of the repository (%d: %s): no rule of the policy keeps one of them. To delete every tag, "
+            "say so with prune.include: ['.*']; to keep some, widen keep_latest, keep_newer_than, keep_tags or exclude" % (len(tags), shown)
+        )
     return decision

@@ -51,6 +51,11 @@ options:
       - A tag is kept when any rule keeps it. Every tag on a kept digest, and every tag on an image inside a kept index,
         is kept too, so no kept tag ever loses its manifest.
       - At least one option must be given; to delete every tag, say O(prune.include=[".*"]).
+      - Without O(prune.include) every tag is a candidate, so a policy with no rule that can keep a tag (O(prune.keep_latest=0),
+        O(prune.keep_newer_than=0s), empty O(prune.keep_tags) or O(prune.exclude)) would delete every tag; it is refused
+        unless O(prune.include) says which tags may go.
+      - Likewise, without O(prune.include), a run in which the rules keep none of the repository's tags (all older than
+        O(prune.keep_newer_than), no tag matching O(prune.keep_tags)) fails and deletes nothing.
     type: dict
     suboptions:
       include:
@@ -68,6 +73,7 @@ options:
           - Keep the N newest images among the candidates, ranked as O(prune.order) says.
             Images count once however many tags they have.
           - A candidate that cannot be ranked (no creation time; with V(semver), a tag that is not a version) is kept.
+          - V(0) keeps none, so it needs O(prune.include) or another rule that keeps tags.
         type: int
       order:
         description:
@@ -83,6 +89,7 @@ options:
             like V(30d), V(12h), V(15m), V(2w) or V(1d12h).
           - O(prune.older_than) is the same rule worded the other way (delete only what is older than this).
           - Images whose creation time is unknown are kept.
+          - V(0s) keeps none, so it needs O(prune.include) or another rule that keeps tags.
         type: str
         aliases: [older_than]
       keep_tags:

@@ -50,6 +50,10 @@ options:
     description:
       - Also return the tags of the repository (all of them, following pagination) in RV(image.tags).
       - For an C(oci:) layout these are the image references it holds.
+      - When O(image) names a repository without tag or digest (V(docker://host/repo)) or a layout without ref
+        (V(oci:/path)), only the tags are returned, like C(skopeo list-tags); no image is described (not even C(latest),
+        which need not exist), RV(image) holds only RV(image.name), RV(image.reference) and RV(image.tags), and RV(exists)
+        says whether the repository or layout exists. O(platform) and O(raw) do not apply then.
     type: bool
     default: false
   raw:
@@ -62,14 +66,18 @@ options:
     description:
       - Instead of O(image), a list of references (any repositories, registries or local formats) whose combined
         footprint is returned in RV(footprint), keyed by reference, each blob counted once wherever it is stored.
-      - RV(image) is left empty; references that name nothing are listed in RV(missing) and RV(exists) is V(false).
+      - A reference to a repository without tag or digest (V(docker://host/repo)) or to an OCI layout without ref
+        (V(oci:/path)) stands for every tag of it; each tag appears in RV(footprint.tags) under its own reference
+        (V(docker://host/repo:1.2), V(oci:/path:1.2)). A layout whose only image has no ref counts as that image, under V(oci:/path).
+      - RV(image) is left empty; references that name nothing (a repository or layout without tags included) are listed in
+        RV(missing) and RV(exists) is V(false).
     type: list
     elements: str
   footprint:
     description:
       - Also return the storage footprint in RV(footprint), counting every blob once however many tags share it.
       - When O(image) names a repository without tag or digest (V(docker://host/repo), V(oci:/path)), every tag
-        is counted and RV(image) is left empty; with a tag, only that image is counted.
+        is counted and RV(image) is left empty (with O(list_tags), it holds the tags); with a tag, only that image is counted.
       - Works for registry repositories and OCI layouts. Reads every tag's manifest (and each index's images), no layer.
     type: bool
     default: false
@@ -140,12 +148,15 @@ EXAMPLES = r"""
 
 RETURN = r"""
 footprint:
-  description: With O(footprint), the storage the tags take. Sizes are of configs and layers as stored (compressed).
+  description:
+    - The storage the tags (with O(footprint)) or the references (with O(footprint_of)) take.
+      Sizes are of configs and layers as stored (compressed); manifests are not counted.
+    - With O(footprint_of), what this section calls tags are the references, see RV(footprint.tags).
   returned: when O(footprint=true) or O(footprint_of) is given
   type: dict
   contains:
     total_bytes:
-      description: Bytes of every distinct blob used by the tags, each counted once.
+      description: Bytes of every distinct blob (configs and layers) used by the tags, each counted once.
       type: int
       sample: 104857600
     shared_bytes:
@@ -153,12 +164,18 @@ footprint:
       type: int
       sample: 73400320
     tags:
-      description: Per tag, its digest, its C(size) (config and layers; for an index, all its images') and its
-        C(unique_bytes), what deleting that tag alone would free.
+      description:
+        - Per tag, its digest, its C(size) (config and layers; for an index, all its images') and its
+          C(unique_bytes), what deleting that tag alone would free.
+        - With O(footprint), keyed by tag (the O(image) tag, digest or ref when it names one image).
+        - With O(footprint_of), keyed by reference instead (the key is still C(tags)); a repository or layout given
+          without tag or ref is listed as one key per tag, V(docker://host/repo:1.2), V(oci:/path:1.2).
       type: dict
       sample: {"1.2": {"digest": "sha256:9a8b...", "size": 52428800, "unique_bytes": 1048576}}
     layers:
-      description: Every blob (layers and configs), largest first, with how many tags use it.
+      description:
+        - Every blob the tags use, largest first, with how many tags use it. Despite the name this holds the configs
+          too, not only the layers (as RV(footprint.total_bytes) counts them); tell them apart by RV(footprint.layers[].media_type).
       type: list
       elements: dict
       contains:
@@ -169,24 +186,32 @@ footprint:
           description: Size in bytes.
           type: int
         media_type:
-          description: Media type from the manifest.
+          description: Media type from the manifest (a config media type for a config).
           type: str
         tags_using:
-          description: How many tags use it.
+          description: How many tags (with O(footprint_of), references) use it.
           type: int
 missing:
-  description: With O(footprint_of), the references that name nothing (left out of RV(footprint)).
+  description:
+    - With O(footprint_of), the references that name nothing (left out of RV(footprint)).
+    - A repository or layout given without tag or ref is listed as given (V(docker://host/repo), not V(docker://host/repo:latest))
+      when it does not exist or has no tags.
   returned: when O(footprint_of) is given
   type: list
   elements: str
   sample: []
 exists:
-  description: Whether the image exists. V(false) when the repository, tag or local image is not there.
+  description:
+    - Whether the image exists. V(false) when the repository, tag or local image is not there.
+    - With O(list_tags) and a repository or layout named without tag or ref, whether the repository or layout exists.
   returned: always
   type: bool
   sample: true
 image:
-  description: The facts about the image. Empty when RV(exists) is V(false).
+  description:
+    - The facts about the image. Empty when RV(exists) is V(false).
+    - With O(list_tags) and a repository or layout named without tag or ref, only RV(image.name), RV(image.reference)
+      and RV(image.tags).
   returned: always
   type: dict
   contains:
@@ -195,7 +220,7 @@ image:
       type: str
       sample: docker.io/library/fedora
     reference:
-      description: The normalized reference that was inspected.
+      description: The normalized reference that was inspected (for a repository or layout as a whole, V(docker://host/repo), V(oci:/path)).
       type: str
       sample: docker://docker.io/library/fedora:latest
     digest:
@@ -317,7 +342,9 @@ image:
       sample: [{"os": "linux", "architecture": "arm64", "variant": "v8", "digest": "sha256:...", "size": 1042,
                 "media_type": "application/vnd.oci.image.manifest.v1+json", "os_version": null, "annotations": null}]
     tags:
-      description: Tags of the repository with O(list_tags), sorted as the registry lists them; V(null) otherwise.
+      description:
+        - Tags of the repository with O(list_tags), sorted as the registry lists them (for an OCI layout, its refs
+          in C(index.json) order); V(null) otherwise.
       type: list
       elements: str
       sample: ["1.1", "1.2", "latest"]
@@ -357,7 +384,7 @@ def main() -> None:
     )
 
     # Imported after the dependency check so a missing library gives a clear message.
-    from ansible_collections.oci.images.plugins.module_utils._inspect import describe_image
+    from ansible_collections.oci.images.plugins.module_utils._inspect import describe_image, describe_repository, names_repository
     from ansible_collections.oci.images.plugins.module_utils._media import parse_platform
     from ansible_collections.oci.images.plugins.module_utils._reference import parse_reference
     from ansible_collections.oci.images.plugins.module_utils._transports._table import open_source
@@ -374,8 +401,15 @@ def main() -> None:
                 from ansible_collections.oci.images.plugins.module_utils._footprint import reference_footprint
 
                 extra["footprint"], whole_repository = reference_footprint(source)
-                if whole_repository:
+                if whole_repository and not params["list_tags"]:
                     module.exit_json(changed=False, exists=bool(extra["footprint"]["tags"]), image={}, **extra)
+            if params["list_tags"] and names_repository(source):
+                # A repository or layout as a whole: its tags, no image described (not even latest).
+                try:
+                    repository = describe_repository(source)
+                except NotFound as exc:
+                    module.exit_json(changed=False, exists=False, image={}, msg=exc.msg, **extra)
+                module.exit_json(changed=False, exists=True, image=repository, **extra)
             try:
                 image = describe_image(source, platform=platform, list_tags=params["list_tags"], raw=params["raw"])
             except NotFound as exc:
@@ -395,10 +429,9 @@ def _footprint_of(module, params, parse_reference, open_source) -> None:
         references = [parse_reference(text) for text in params["footprint_of"]]
         with ExitStack() as stack:
             sources = [stack.enter_context(open_source(reference, connection_options(params))) for reference in references]
-            result = references_footprint(sources)
+            result, missing = references_footprint(sources)
     except OCIError as exc:
         module.fail_json(msg=exc.msg)
-    missing = [str(r) for r in references if str(r) not in result["tags"]]
     module.exit_json(changed=False, exists=not missing, image={}, footprint=result, missing=missing)
 
 

@@ -168,6 +168,37 @@ def test_prune_check_mode_predicts_exactly_the_real_run(registry, tmp_path, skop
     assert second.changed is False
 
 
+@pytest.mark.parametrize(
+    "policy",
+    [
+        {"keep_latest": 0},
+        {"keep_newer_than": "0s"},
+        {"older_than": "0"},
+        {"keep_tags": []},
+        {"include": [], "keep_latest": 0},
+        {"older_than": "30d"},  # every image here is from 2024: this repository's tags are all older
+        {"keep_tags": ["release-.*"]},  # no such tag here
+    ],
+    ids=["keep_latest-0", "keep_newer_than-0s", "older_than-0", "keep_tags-empty", "include-empty", "all-older", "keep_tags-no-match"],
+)
+def test_prune_that_would_delete_every_tag_needs_explicit_include(registry, image_layout, skopeo, policy):
+    path, _unused = image_layout
+    repo = "delete/keepnothing"
+    for tag in ("latest", "1.0"):
+        push(skopeo, path, "a" if tag == "latest" else "c", "docker://%s/%s:%s" % (registry.host, repo, tag))
+    image = "docker://%s/%s" % (registry.host, repo)
+    for check in (True, False):
+        run = delete(image, check=check, prune=policy)
+        assert run.failed, run.output
+        assert "would delete every tag" in run.result["msg"] and "prune.include: ['.*']" in run.result["msg"]
+        assert "Traceback" not in run.output
+    assert registry_tags(registry.host, repo) == ["1.0", "latest"]
+
+    explicit = delete(image, check=True, prune=dict(policy, include=[".*"]))
+    assert not explicit.failed, explicit.output
+    assert sorted(d["tag"] for d in explicit.result["deleted"]) == ["1.0", "latest"]
+
+
 def test_freed_bytes_matches_registry_garbage_collection(fresh_registry, tmp_path, skopeo):
     reg = fresh_registry()
     layout = str(tmp_path / "gc")
@@ -310,4 +341,34 @@ def test_footprint_of_several_references_counts_shared_layers_once(registry, tmp
     assert result["tags"][refs[0]] == {"digest": app["manifest_digest"], "size": app_size, "unique_bytes": app_size - base}
     assert result["tags"][refs[1]]["unique_bytes"] == worker_size - base
     assert run.result["missing"] == [refs[2]]
+    assert run.result["exists"] is False
+
+
+def test_footprint_of_a_repository_counts_every_tag_once_each_blob(registry, tmp_path, skopeo):
+    layout = str(tmp_path / "fprepo")
+    one = build_image(layout, ref="one", layer_sizes=(5000, 1000), layer_keys=["fpr-base", "fpr-one"], seed=911)
+    two = build_image(layout, ref="two", layer_sizes=(5000, 2000), layer_keys=["fpr-base", "fpr-two"], seed=912)
+    single = str(tmp_path / "fpsingle")  # the only image of a layout, without a ref, as `skopeo copy … oci:PATH` writes it
+    skopeo.copy("oci:%s:one" % layout, "oci:%s" % single)
+    repo = "docker://%s/fprepo/app" % registry.host
+    for tag, ref in (("1.0", "one"), ("1.1", "two"), ("stable", "two")):  # no latest
+        skopeo.copy("oci:%s:%s" % (layout, ref), "%s:%s" % (repo, tag))
+    absent = "docker://%s/fprepo/absent" % registry.host
+    run = run_module("image_info", {"footprint_of": [repo, "oci:%s" % layout, "oci:%s" % single, absent], "validate_certs": False})
+    assert not run.failed, run.output
+    result = run.result["footprint"]
+    size = {name: info["config_size"] + sum(info["layer_sizes"]) for name, info in (("one", one), ("two", two))}
+    assert result["tags"] == {
+        repo + ":1.0": {"digest": one["manifest_digest"], "size": size["one"], "unique_bytes": 0},
+        repo + ":1.1": {"digest": two["manifest_digest"], "size": size["two"], "unique_bytes": 0},
+        repo + ":stable": {"digest": two["manifest_digest"], "size": size["two"], "unique_bytes": 0},
+        "oci:%s:one" % layout: {"digest": one["manifest_digest"], "size": size["one"], "unique_bytes": 0},
+        "oci:%s:two" % layout: {"digest": two["manifest_digest"], "size": size["two"], "unique_bytes": 0},
+        "oci:%s" % single: {"digest": one["manifest_digest"], "size": size["one"], "unique_bytes": 0},
+    }
+    # Every blob once across the registry and both layouts: the shared base layer, two own layers, two configs.
+    assert result["total_bytes"] == size["one"] + size["two"] - one["layer_sizes"][0]
+    assert result["shared_bytes"] == result["total_bytes"]
+    assert {layer["digest"]: layer["tags_using"] for layer in result["layers"]}[one["layer_digests"][0]] == 6
+    assert run.result["missing"] == [absent]
     assert run.result["exists"] is False

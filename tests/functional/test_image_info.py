@@ -162,6 +162,48 @@ def test_info_lists_tags_like_skopeo(registry, labelled_layout, skopeo):
     assert sorted(run.result["image"]["tags"]) == ["1.0", "1.1", "2.0-rc1", "latest"]
 
 
+def test_info_lists_tags_of_repository_without_latest_like_skopeo_list_tags(registry, labelled_layout, skopeo):
+    layout, _unused = labelled_layout
+    repo = "docker://%s/info/nolatest" % registry.host
+    for tag in ("1.0", "2.0-rc1", "build-7"):
+        skopeo.copy("oci:%s:v1" % layout, "%s:%s" % (repo, tag))
+    run = run_module("image_info", {"image": repo, "validate_certs": False, "list_tags": True})
+    assert not run.failed, run.output
+    assert run.result["exists"] is True
+    oracle = skopeo.list_tags(repo)
+    assert sorted(run.result["image"]["tags"]) == sorted(oracle["Tags"]) == ["1.0", "2.0-rc1", "build-7"]
+    assert run.result["image"]["name"] == oracle["Repository"] == "%s/info/nolatest" % registry.host
+    assert run.result["image"]["reference"] == repo
+    assert "digest" not in run.result["image"]  # a repository: no image is described, not even latest
+
+    both = run_module("image_info", {"image": repo, "validate_certs": False, "list_tags": True, "footprint": True})
+    assert not both.failed, both.output
+    assert both.result["image"] == run.result["image"]
+    assert sorted(both.result["footprint"]["tags"]) == ["1.0", "2.0-rc1", "build-7"]
+
+
+def test_info_lists_refs_of_layout_holding_several_images(tmp_path):
+    layout = str(tmp_path / "several")
+    for n, ref in enumerate(("app-1.0", "app-1.1", "worker")):
+        build_image(layout, ref=ref, layer_sizes=(1000,), seed=300 + n)
+    run = run_module("image_info", {"image": "oci:%s" % layout, "list_tags": True})
+    assert not run.failed, run.output
+    assert run.result["exists"] is True
+    with open("%s/index.json" % layout) as f:
+        refs = [m["annotations"]["org.opencontainers.image.ref.name"] for m in json.load(f)["manifests"]]
+    assert run.result["image"]["tags"] == refs == ["app-1.0", "app-1.1", "worker"]
+    assert run.result["image"]["reference"] == "oci:%s" % layout
+
+
+@pytest.mark.parametrize("kind", ["repository", "layout"])
+def test_info_lists_tags_of_missing_repository_as_not_existing(registry, tmp_path, kind):
+    image = "docker://%s/info/never-pushed" % registry.host if kind == "repository" else "oci:%s" % (tmp_path / "no-layout")
+    run = run_module("image_info", {"image": image, "validate_certs": False, "list_tags": True})
+    assert not run.failed, run.output
+    assert run.result["exists"] is False
+    assert run.result["image"] == {}
+
+
 def test_info_raw_returns_manifest_and_config(registry, labelled_layout, skopeo):
     layout, _unused = labelled_layout
     ref = "docker://%s/info/raw:1" % registry.host

@@ -36,6 +36,11 @@ def inspect(ref: str, *extra: str, tls_verify: bool = False) -> dict:
     return json.loads(skopeo("inspect", *tls_flag(ref, "--tls-verify", tls_verify), *extra, ref))
 
 
+def list_tags(ref: str, tls_verify: bool = False) -> dict:
+    """skopeo list-tags as a dict (``Repository``, ``Tags``); skopeo 1.9 lists docker:// only."""
+    return json.loads(skopeo("list-tags", *tls_flag(ref, "--tls-verify", tls_verify), ref))
+
+
 def inspect_raw(ref: str, *extra: str, tls_verify: bool = False) -> bytes:
     """The raw manifest skopeo sees, as bytes."""
     cmd = [SKOPEO, "--insecure-policy", "inspect", "--raw", *tls_flag(ref, "--tls-verify", tls_verify), *extra, ref]

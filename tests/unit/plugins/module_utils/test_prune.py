@@ -131,6 +131,55 @@ def test_empty_policy_is_refused():
     assert "include: ['.*']" in err.value.msg
 
 
+@pytest.mark.parametrize(
+    "policy",
+    [
+        PrunePolicy(keep_latest=0),
+        PrunePolicy(keep_latest=0, order="semver"),
+        PrunePolicy(keep_newer_than=parse_duration("0s")),
+        PrunePolicy(keep_tags=[]),
+        PrunePolicy(exclude=[]),
+        PrunePolicy(include=[]),
+        PrunePolicy(include=[], keep_latest=0, keep_tags=[]),
+    ],
+    ids=["keep_latest-0", "keep_latest-0-semver", "keep_newer_than-0s", "keep_tags-empty", "exclude-empty", "include-empty", "all-empty"],
+)
+def test_policy_that_keeps_nothing_without_include_is_refused(policy):
+    with pytest.raises(OCIError) as err:
+        decide_prune(states(("latest", "a", 1), ("1.0", "b", 2)), policy, NOW)
+    assert "prune.include: ['.*']" in err.value.msg
+    assert "would delete every tag" in err.value.msg
+
+
+@pytest.mark.parametrize(
+    "policy, deleted",
+    [
+        (PrunePolicy(include=[".*"], keep_latest=0), ["latest", "1.0", "build-1"]),
+        (PrunePolicy(include=["build-.*"]), ["build-1"]),
+        (PrunePolicy(keep_latest=0, keep_tags=["latest"]), ["1.0", "build-1"]),
+        (PrunePolicy(keep_newer_than=0, exclude=["1\\..*"]), ["latest", "build-1"]),
+    ],
+)
+def test_policy_that_says_what_to_delete_is_accepted(policy, deleted):
+    decision = decide_prune(states(("latest", "a", 1), ("1.0", "b", 2), ("build-1", "c", 3)), policy, NOW)
+    assert deleted_tags(decision) == deleted
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [PrunePolicy(keep_newer_than=parse_duration("7d")), PrunePolicy(keep_tags=["latest"]), PrunePolicy(exclude=["release-.*"])],
+    ids=["all-older", "keep_tags-no-match", "exclude-no-match"],
+)
+def test_rules_that_keep_none_of_these_tags_without_include_are_refused(policy):
+    tags = states(("1.0", "a", 1), ("1.1", "b", 2))
+    with pytest.raises(OCIError) as err:
+        decide_prune(tags, policy, NOW)
+    assert "would delete every tag of the repository (2: 1.0, 1.1)" in err.value.msg
+    assert "prune.include: ['.*']" in err.value.msg
+    with_include = PrunePolicy(include=[".*"], keep_newer_than=policy.keep_newer_than, keep_tags=policy.keep_tags, exclude=policy.exclude)
+    assert deleted_tags(decide_prune(tags, with_include, NOW)) == ["1.0", "1.1"]
+
+
 def test_decision_is_the_same_every_time():
     tags = states(*[("t%d" % n, "i%d" % (n % 5), n % 7 + 1) for n in range(12)])
     policy = PrunePolicy(keep_latest=2, keep_tags=["t1"])
