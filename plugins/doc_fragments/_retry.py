@@ -17,6 +17,10 @@ options:
     description:
       - How many times a request is retried after a connection error, a timeout, or an answer of
         HTTP 429, 500, 502, 503 or 504, with exponential backoff and jitter (C(Retry-After) is honoured).
+        A request is sent at most O(retries)+1 times.
+      - One blob transfer spends at most O(retries) retries in all, shared by every request made for it
+        (reading and resuming the source, the upload session, the upload, starting the blob over), so a blob
+        is started at most O(retries)+1 times.
       - V(0) disables retries.
     type: int
     default: 3

@@ -27,6 +27,7 @@ from ._digest import VerifyingReader, sha256_digest
 from ._errors import ConnectionFailure, OCIError, Unsupported
 from ._options import ConnectionOptions
 from ._reference import ImageReference
+from ._retry import backoff_delay, pause, shared_budget
 from ._transports._base import ImageDestination, ImageSource
 from ._transports._table import open_destination, open_source
 
@@ -369,44 +370,50 @@ def _transfer_blob(
 
 
 def _transfer_blob_once(source: ImageSource, dest: ImageDestination, blob: BlobTransfer, counters: _Counters, retries: int, cancelled: threading.Event) -> None:
+    """Make one blob present; every request made for it draws on one retry budget (see ``_retry``)."""
     context = "%s -> %s" % (source.reference, dest.reference)
-    if not blob.compress:
-        # Within one registry a mount is one request whether or not the blob is already there, so it goes first.
-        if dest.can_mount_from(source) and dest.mount_blob(blob.dest_digest or "", source):
-            counters.add("mounted")
-            return
-        if dest.has_blob(blob.dest_digest or "", blob.dest_size):
-            counters.add("skipped")
-            return
-    attempt = 0
-    while True:
-        try:
-            if blob.compress:
-                _put_compressed(source, dest, blob, counters, context)
+    with shared_budget(retries) as budget:
+        if not blob.compress:
+            # Within one registry a mount is one request whether or not the blob is already there, so it goes first.
+            if dest.can_mount_from(source) and dest.mount_blob(blob.dest_digest or "", source):
+                counters.add("mounted")
                 return
-            if blob.data is not None:
-                dest.put_blob(
-                    VerifyingReader(io.BytesIO(blob.data), blob.dest_digest or "", len(blob.data), context),
-                    blob.dest_digest or "",
-                    len(blob.data),
-                    blob.media_type,
-                )
-                counters.add("copied", len(blob.data))
+            if dest.has_blob(blob.dest_digest or "", blob.dest_size):
+                counters.add("skipped")
                 return
-            stream = source.open_blob(blob.digest, blob.size)
-            reader = stream
-            if blob.decompress:
-                reader = VerifyingReader(GunzipReader(stream, context), blob.dest_digest or "", None, context)  # type: ignore[arg-type]
+        while True:
             try:
-                dest.put_blob(reader, blob.dest_digest or "", blob.dest_size, blob.media_type)
-            finally:
-                reader.close()
-            counters.add("copied", getattr(stream, "bytes_read", 0) or (blob.size or 0))
-            return
-        except ConnectionFailure:
-            attempt += 1
-            if attempt > retries or cancelled.is_set():
-                raise
+                _send_blob(source, dest, blob, counters, context)
+                return
+            except ConnectionFailure:
+                # The registry did not take the upload (its body is spent): start the blob over while retries last.
+                if cancelled.is_set() or not budget.take():
+                    raise
+                pause(backoff_delay(budget.spent - 1))
+
+
+def _send_blob(source: ImageSource, dest: ImageDestination, blob: BlobTransfer, counters: _Counters, context: str) -> None:
+    if blob.compress:
+        _put_compressed(source, dest, blob, counters, context)
+        return
+    if blob.data is not None:
+        dest.put_blob(
+            VerifyingReader(io.BytesIO(blob.data), blob.dest_digest or "", len(blob.data), context),
+            blob.dest_digest or "",
+            len(blob.data),
+            blob.media_type,
+        )
+        counters.add("copied", len(blob.data))
+        return
+    stream = source.open_blob(blob.digest, blob.size)
+    reader: VerifyingReader = stream
+    if blob.decompress:
+        reader = VerifyingReader(GunzipReader(stream, context), blob.dest_digest or "", None, context)  # type: ignore[arg-type]
+    try:
+        dest.put_blob(reader, blob.dest_digest or "", blob.dest_size, blob.media_type)
+    finally:
+        reader.close()
+    counters.add("copied", stream.bytes_read or (blob.size or 0))
 
 
 def _finish_manifest(write: ManifestWrite, blobs: list[BlobTransfer]) -> None:

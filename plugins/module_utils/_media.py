@@ -166,7 +166,8 @@ def _bare_media_type(media_type: str | None) -> str:
     return (media_type or "").split(";", 1)[0].strip().lower()
 
 
-def _decode_object(raw: bytes, limit: int, what: str, context: str) -> dict:
+def decode_object(raw: bytes, limit: int, what: str, context: str) -> dict:
+    """A JSON object from ``raw`` (InvalidManifest for anything else, or past ``limit`` bytes)."""
     if len(raw) > limit:
         raise InvalidManifest("%s: %s is %d bytes, over the %d-byte limit" % (context, what, len(raw), limit), context)
     try:
@@ -193,6 +194,24 @@ def _guess_media_type(doc: dict) -> str | None:
     return None
 
 
+def sniff_media_type(raw: bytes, declared: str | None) -> str:
+    """The media type of a manifest a server sent: its declared type when that is a manifest type, else what
+    its ``mediaType`` field says or its shape suggests; else the declared type as it was."""
+    declared = _bare_media_type(declared)
+    if declared in MANIFEST_MEDIA_TYPES:
+        return declared
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return declared
+    if not isinstance(doc, dict):
+        return declared
+    inner = doc.get("mediaType")
+    if isinstance(inner, str):
+        return inner
+    return _guess_media_type(doc) or declared
+
+
 def _same_format(a: str, b: str) -> bool:
     return a == b or (a in V2S1_MEDIA_TYPES and b in V2S1_MEDIA_TYPES)
 
@@ -202,7 +221,7 @@ def parse_manifest(raw: bytes, media_type: str | None, context: str) -> tuple[di
 
     ``media_type`` is what the transport declared (None or a generic JSON type when unknown).
     """
-    doc = _decode_object(raw, MAX_MANIFEST_BYTES, "manifest", context)
+    doc = decode_object(raw, MAX_MANIFEST_BYTES, "manifest", context)
     declared = _bare_media_type(media_type)
     if declared in _UNINFORMATIVE_TYPES:
         declared = ""
@@ -238,7 +257,7 @@ def _validate(doc: dict, schema: dict, media_type: str, context: str) -> None:
 
 def parse_config(raw: bytes, context: str) -> dict:
     """Decode an image config (a JSON object of at most 4 MiB)."""
-    return _decode_object(raw, MAX_CONFIG_BYTES, "image config", context)
+    return decode_object(raw, MAX_CONFIG_BYTES, "image config", context)
 
 
 # --- platforms -------------------------------------------------------------------------------

@@ -12,8 +12,10 @@ from urllib.parse import quote, urljoin
 
 from .._digest import VerifyingReader, sha256_digest, verify_bytes
 from .._errors import ConnectionFailure, DigestMismatch, InvalidManifest, NotFound, OCIError, RegistryError, Unsupported
+from .._media import DOCKER_V2S1_SIGNED, MANIFEST_MEDIA_TYPES, MAX_MANIFEST_BYTES, OCI_INDEX, decode_object, sniff_media_type
 from .._options import ConnectionOptions
 from .._reference import DIGEST_RE, validate_digest
+from .._retry import RetryBudget
 from ._auth import Authenticator, api_host, repository_scope
 from ._http import RETRY_STATUSES, HttpSession
 
@@ -24,15 +26,7 @@ try:
 except ImportError:
     HAS_REQUESTS = False
 
-MEDIA_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-MEDIA_OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-MEDIA_DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-MEDIA_DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-MEDIA_DOCKER_V1_SIGNED = "application/vnd.docker.distribution.manifest.v1+prettyjws"
-MEDIA_DOCKER_V1 = "application/vnd.docker.distribution.manifest.v1+json"
-MANIFEST_MEDIA_TYPES = (MEDIA_OCI_MANIFEST, MEDIA_OCI_INDEX, MEDIA_DOCKER_MANIFEST, MEDIA_DOCKER_LIST, MEDIA_DOCKER_V1_SIGNED, MEDIA_DOCKER_V1)
 MANIFEST_ACCEPT = ", ".join(MANIFEST_MEDIA_TYPES)
-MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 TAGS_PAGE_SIZE = 1000
 # Monolithic upload is tried first; registries that refuse it get chunks of this size.
 UPLOAD_CHUNK_SIZE = 16 * 1024 * 1024
@@ -98,12 +92,12 @@ class ResumingBody:
     The caller wraps it in a VerifyingReader, so the hash simply continues over the resumed bytes.
     """
 
-    def __init__(self, client: RegistryClient, repository: str, digest: str, response: Any, attempts: int):
+    def __init__(self, client: RegistryClient, repository: str, digest: str, response: Any, budget: RetryBudget):
         self._client = client
         self._repository = repository
         self._digest = digest
         self._response = response
-        self._attempts_left = max(0, attempts - 1)
+        self._budget = budget
         self.position = 0
         self._total = self._content_length(response)
 
@@ -149,12 +143,11 @@ class ResumingBody:
             raw_read = getattr(self._response.raw, "read1", None)
 
     def _reopen(self) -> None:
-        if self._attempts_left <= 0:
+        if not self._budget.take():
             raise DigestMismatch(
                 "%s/%s: blob %s ended after %d bytes and could not be resumed" % (self._client.registry, self._repository, self._digest, self.position),
                 self._repository,
             )
-        self._attempts_left -= 1
         self._response.close()
         start = self.position
         response = self._client._blob_response(self._repository, self._digest, start)
@@ -311,8 +304,8 @@ class RegistryClient:
                 raise InvalidManifest("%s: manifest is over the %d-byte limit" % (what, MAX_MANIFEST_BYTES), what)
             media_type = (response.headers.get("Content-Type") or "").split(";")[0].strip()
             header_digest = response.headers.get("Docker-Content-Digest")
-        media_type = _sniff_media_type(raw, media_type)
-        signed_v1 = media_type == MEDIA_DOCKER_V1_SIGNED
+        media_type = sniff_media_type(raw, media_type)
+        signed_v1 = media_type == DOCKER_V2S1_SIGNED
         if DIGEST_RE.match(ref) and ":" in ref:
             validate_digest(ref, what)
             if not (signed_v1 and header_digest == ref):
@@ -338,7 +331,7 @@ class RegistryClient:
         """A streaming reader of a blob, verified against ``digest`` and ``size`` as it is read; resumes on drops."""
         validate_digest(digest, self._where(repository))
         response = self._blob_response(repository, digest)
-        body = ResumingBody(self, repository, digest, response, self.http.attempts)
+        body = ResumingBody(self, repository, digest, response, self.http.budget())
         return VerifyingReader(body, digest, size, "%s blob" % self._where(repository))
 
     def head_blob(self, repository: str, digest: str) -> int | None:
@@ -382,10 +375,10 @@ class RegistryClient:
         validate_digest(digest, self._where(repository))
         what = "%s referrers of %s" % (self._where(repository), digest)
         params = {"artifactType": artifact_type} if artifact_type else None
-        response = self._request("GET", "/v2/%s/referrers/%s" % (repository, digest), repository, params=params, headers={"Accept": MEDIA_OCI_INDEX}, what=what)
+        response = self._request("GET", "/v2/%s/referrers/%s" % (repository, digest), repository, params=params, headers={"Accept": OCI_INDEX}, what=what)
         with response:
             if response.status_code == 200:
-                index = _json_object(response.content, what)
+                index = decode_object(response.content, MAX_MANIFEST_BYTES, "referrers list", what)
                 filtered = bool(response.headers.get("OCI-Filters-Applied"))
                 descriptors = index.get("manifests") or []
             elif response.status_code == 404:
@@ -398,7 +391,7 @@ class RegistryClient:
                 raw, _media_type, _digest = self.get_manifest(repository, digest.replace(":", "-"))
             except NotFound:
                 return []
-            descriptors = _json_object(raw, what).get("manifests") or []
+            descriptors = decode_object(raw, MAX_MANIFEST_BYTES, "referrers fallback index", what).get("manifests") or []
         descriptors = [d for d in descriptors if isinstance(d, dict)]
         if artifact_type and not filtered:
             descriptors = [d for d in descriptors if d.get("artifactType") == artifact_type]
@@ -411,17 +404,18 @@ class RegistryClient:
         After a lost answer (connection dropped, timeout, 5xx, 429) the write may or may not have
         happened: ask the registry (``settled``) before sending it again.
         """
-        attempts = self.http.attempts
-        for attempt in range(attempts):
-            last = attempt + 1 >= attempts
+        budget = self.http.budget()
+        while True:
             try:
                 response = self._request(method, path, repository, idempotent=False, **kwargs)
             except ConnectionFailure:
-                if last:
+                if not budget.take():
                     raise
                 response = None
             if response is not None:
-                if last or (response.status_code not in RETRY_STATUSES and response.status_code != 429):
+                if response.status_code not in RETRY_STATUSES and response.status_code != 429:
+                    return response
+                if not budget.take():
                     return response
                 response.close()
             try:
@@ -429,8 +423,7 @@ class RegistryClient:
                     return None
             except OCIError:
                 pass  # could not tell: send again
-            self.http._sleep_before_retry(attempt, response)
-        raise AssertionError("unreachable")  # pragma: no cover
+            self.http.sleep_before_retry(budget, response)
 
     def put_manifest(self, repository: str, ref: str, raw: bytes, media_type: str) -> str:
         """Store a manifest under a tag or digest; returns its digest."""
@@ -568,33 +561,3 @@ class RegistryClient:
                     "UNSUPPORTED",
                 )
             raise self._error(response, what, "delete")
-
-
-def _json_object(raw: bytes, what: str) -> dict[str, Any]:
-    try:
-        value = json.loads(raw.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidManifest("%s: not valid JSON" % what, what) from None
-    if not isinstance(value, dict):
-        raise InvalidManifest("%s: not a JSON object" % what, what)
-    return value
-
-
-def _sniff_media_type(raw: bytes, declared: str) -> str:
-    """The declared type when it is a manifest type; else the ``mediaType`` field, else a v2s1 guess."""
-    if declared in MANIFEST_MEDIA_TYPES:
-        return declared
-    try:
-        value = json.loads(raw.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
-        return declared
-    if isinstance(value, dict):
-        if isinstance(value.get("mediaType"), str):
-            return value["mediaType"]
-        if value.get("schemaVersion") == 1:
-            return MEDIA_DOCKER_V1_SIGNED if "signatures" in value else MEDIA_DOCKER_V1
-        if "manifests" in value:
-            return MEDIA_OCI_INDEX
-        if "layers" in value:
-            return MEDIA_OCI_MANIFEST
-    return declared

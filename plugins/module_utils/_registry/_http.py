@@ -13,7 +13,6 @@ from __future__ import annotations
 import email.utils
 import glob
 import os
-import random
 import tempfile
 import time
 import traceback
@@ -22,6 +21,8 @@ from urllib.parse import urljoin, urlsplit
 
 from .._errors import ConnectionFailure, TLSFailure
 from .._options import ConnectionOptions
+from .._retry import DEFAULT_BACKOFF_BASE, DEFAULT_BACKOFF_MAX, RetryBudget, backoff_delay, budget_for, pause
+from .._version import COLLECTION_VERSION
 
 try:
     import requests
@@ -33,13 +34,10 @@ except ImportError:
     HAS_REQUESTS = False
     REQUESTS_IMPORT_ERROR = traceback.format_exc()
 
-COLLECTION_VERSION = "0.1.0"
 USER_AGENT = "oci.images/%s" % COLLECTION_VERSION
 
 # Enough connections for the copy engine's parallel blob transfers plus manifest requests.
 POOL_MAXSIZE = 10
-DEFAULT_BACKOFF_BASE = 0.5
-DEFAULT_BACKOFF_MAX = 10.0
 # A registry asking us to wait longer than this is treated as if it asked for this long.
 RETRY_AFTER_MAX = 60.0
 RETRY_STATUSES = frozenset((500, 502, 503, 504))
@@ -120,7 +118,7 @@ class HttpSession:
             raise ImportError("the Python library requests is required to talk to registries")
         self.host = host
         self.options = options
-        self.attempts = max(1, int(options.retries) + 1)
+        self.retries = max(0, int(options.retries))
         self.backoff_base = DEFAULT_BACKOFF_BASE if backoff_base is None else backoff_base
         self.backoff_max = backoff_max
         self.retry_after_max = retry_after_max
@@ -195,14 +193,18 @@ class HttpSession:
         return path
 
     # --- requests -------------------------------------------------------------------------------
-    def _sleep_before_retry(self, attempt: int, response: Any = None) -> None:
+    def budget(self) -> RetryBudget:
+        """The retry budget a request to this registry draws on (a blob transfer's shared one, or its own)."""
+        return budget_for(self.retries)
+
+    def sleep_before_retry(self, budget: RetryBudget, response: Any = None) -> None:
+        """Wait before the next try: what a 429 asks for (capped), else exponential backoff."""
         delay = None
         if response is not None and response.status_code == 429:
             delay = parse_retry_after(response.headers.get("Retry-After"), self.retry_after_max)
         if delay is None:
-            delay = min(self.backoff_max, self.backoff_base * (2**attempt))
-            delay = delay / 2 + random.uniform(0, delay / 2)
-        time.sleep(delay)
+            delay = backoff_delay(budget.spent - 1, self.backoff_base, self.backoff_max)
+        pause(delay)
 
     def _send_once(self, method: str, url: str, **kwargs: Any):
         verify, cert = self._tls_for(urlsplit(url).netloc)
@@ -231,29 +233,29 @@ class HttpSession:
         method = method.upper()
         if idempotent is None:
             idempotent = method in IDEMPOTENT_METHODS
-        attempts = self.attempts if idempotent else 1
-        last_error: BaseException | None = None
-        for attempt in range(attempts):
+        # Requests that must not be repeated blindly are sent once here; their callers re-check and resend.
+        budget = self.budget() if idempotent else RetryBudget(0)
+        tries = 0
+        while True:
+            tries += 1
             try:
                 response = self._send_choosing_scheme(method, path_or_url, **kwargs)
             except requests.exceptions.SSLError as exc:
                 raise TLSFailure(self._tls_message(path_or_url, exc), self.host) from None
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-                last_error = exc
-                if attempt + 1 < attempts:
-                    self._sleep_before_retry(attempt)
+                if budget.take():
+                    self.sleep_before_retry(budget)
                     continue
-                break
-            if (response.status_code in RETRY_STATUSES or response.status_code == 429) and attempt + 1 < attempts:
+                raise ConnectionFailure(
+                    "could not reach registry %s (%s %s) after %d attempt%s: %s"
+                    % (self.host, method, self.url(path_or_url).split("?")[0], tries, "" if tries == 1 else "s", _describe(exc)),
+                    self.host,
+                ) from None
+            if (response.status_code in RETRY_STATUSES or response.status_code == 429) and budget.take():
                 response.close()
-                self._sleep_before_retry(attempt, response)
+                self.sleep_before_retry(budget, response)
                 continue
             return response
-        raise ConnectionFailure(
-            "could not reach registry %s (%s %s) after %d attempt%s: %s"
-            % (self.host, method, self.url(path_or_url).split("?")[0], attempts, "" if attempts == 1 else "s", _describe(last_error)),
-            self.host,
-        )
 
     def _tls_message(self, path_or_url: str, exc: BaseException) -> str:
         netloc = urlsplit(self.url(path_or_url)).netloc
