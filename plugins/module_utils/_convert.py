@@ -18,12 +18,12 @@ from ._errors import OCIError
 # OCI layer type -> Docker schema 2 layer type.
 _OCI_TO_DOCKER_LAYER = {
     _media.OCI_LAYER_GZIP: _media.DOCKER_LAYER_GZIP,
-    _media.OCI_LAYER_TAR: "application/vnd.docker.image.rootfs.diff.tar",
+    _media.OCI_LAYER_TAR: _media.DOCKER_LAYER_TAR,
     _media.OCI_LAYER_NONDISTRIBUTABLE_GZIP: _media.DOCKER_LAYER_FOREIGN_GZIP,
 }
 _DOCKER_TO_OCI_LAYER = {
     _media.DOCKER_LAYER_GZIP: _media.OCI_LAYER_GZIP,
-    "application/vnd.docker.image.rootfs.diff.tar": _media.OCI_LAYER_TAR,
+    _media.DOCKER_LAYER_TAR: _media.OCI_LAYER_TAR,
     _media.DOCKER_LAYER_FOREIGN_GZIP: _media.OCI_LAYER_NONDISTRIBUTABLE_GZIP,
 }
 FORMAT_MANIFEST = {"oci": _media.OCI_MANIFEST, "v2s2": _media.DOCKER_MANIFEST}
@@ -190,5 +190,5 @@ def uncompressed_manifest(doc: dict, config: dict, context: str) -> dict:
         "schemaVersion": 2,
         "mediaType": _media.DOCKER_MANIFEST,
         "config": _docker_descriptor(doc["config"], _media.DOCKER_CONFIG),
-        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar", "size": -1, "digest": d} for d in diff_ids],
+        "layers": [{"mediaType": _media.DOCKER_LAYER_TAR, "size": -1, "digest": d} for d in diff_ids],
     }

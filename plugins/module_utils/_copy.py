@@ -33,7 +33,7 @@ from ._transports._table import open_destination, open_source
 
 _SPOOL_CHUNK = 1024 * 1024
 _GZIP_LAYER_TYPES = (_media.OCI_LAYER_GZIP, _media.DOCKER_LAYER_GZIP, _media.DOCKER_LAYER_FOREIGN_GZIP, _media.OCI_LAYER_NONDISTRIBUTABLE_GZIP)
-_UNCOMPRESSED_LAYER_TYPES = (_media.OCI_LAYER_TAR, _media.OCI_LAYER_NONDISTRIBUTABLE_TAR, "application/vnd.docker.image.rootfs.diff.tar")
+_UNCOMPRESSED_LAYER_TYPES = (_media.OCI_LAYER_TAR, _media.OCI_LAYER_NONDISTRIBUTABLE_TAR, _media.DOCKER_LAYER_TAR)
 
 
 @dataclass
