@@ -84,6 +84,14 @@ class BlobLedger:
         with self._lock:
             return key in self._landed
 
+    def reserve(self, key) -> bool:
+        """Check mode's claim: True for the first caller for ``key`` (it would transfer the blob), False after."""
+        with self._lock:
+            if key in self._landed or key in self._events:
+                return False
+            self._landed.add(key)
+            return True
+
 
 @dataclass
 class BlobTransfer:
@@ -454,12 +462,25 @@ def execute_plan(plan: CopyPlan, source: ImageSource, dest: ImageDestination, op
     return {"copied": counters.copied, "skipped": counters.skipped, "mounted": counters.mounted, "bytes": counters.bytes, "digest": top}
 
 
-def predict_blobs(plan: CopyPlan, dest: ImageDestination, source: ImageSource) -> dict:
-    """What a real run would do with each blob, asked read-only (check mode)."""
-    if dest.can_mount_from(source):
-        return {"copied": 0, "skipped": 0, "mounted": len(plan.blobs)}
-    skipped = sum(1 for blob in plan.blobs if blob.dest_digest and dest.has_blob(blob.dest_digest, blob.dest_size))
-    return {"copied": len(plan.blobs) - skipped, "skipped": skipped, "mounted": 0}
+def predict_blobs(plan: CopyPlan, dest: ImageDestination, source: ImageSource, ledger: BlobLedger | None = None) -> dict:
+    """What a real run would do with each blob, asked read-only (check mode).
+
+    It follows ``_transfer_blob``: a blob another copy of the batch already moves to the same place
+    counts as skipped (the ledger), then a mount within one registry, then what the destination has.
+    """
+    counts = {"copied": 0, "skipped": 0, "mounted": 0}
+    scope = dest.blob_scope()
+    mount = dest.can_mount_from(source)
+    for blob in plan.blobs:
+        if ledger is not None and scope is not None and not blob.compress and not ledger.reserve((scope, blob.dest_digest)):
+            counts["skipped"] += 1
+        elif not blob.compress and mount:
+            counts["mounted"] += 1
+        elif not blob.compress and blob.dest_digest and dest.has_blob(blob.dest_digest, blob.dest_size):
+            counts["skipped"] += 1
+        else:
+            counts["copied"] += 1
+    return counts
 
 
 def _unchanged_by_head(source: ImageSource, dest: ImageDestination, options: CopyOptions) -> str | None:
@@ -517,7 +538,9 @@ def copy_image(
         }
         if plan.changed:
             if check_mode:
-                result["blobs"] = predict_blobs(plan, destination, source)
+                result["blobs"] = predict_blobs(plan, destination, source, options.ledger)
+                if plan.dest_digest_after is None:
+                    result["note"] = "the layers are compressed during the copy, so the destination digest is known only after it"
             else:
                 stats = execute_plan(plan, source, destination, options)
                 result["bytes_copied"] = stats.pop("bytes")

@@ -202,9 +202,13 @@ class _RegistryRemover:
             except OCIError as exc:
                 self.errors.append("%s@%s (image inside deleted index %s): %s" % (self.where, child, digest, exc.msg))
 
-    def _check_deletes_allowed(self) -> None:
-        # A placeholder must not be written where it cannot be deleted again: ask first with a
-        # DELETE of a digest that cannot exist (404 when deletes work, 405 when they are disabled).
+    def check_deletes_allowed(self) -> None:
+        """Refuse early where the registry does not allow deletes (asked without changing anything).
+
+        A DELETE of a digest that cannot exist answers 404 where deletes work and 405 where they are
+        disabled. The tag-safe method asks before writing a placeholder (which could not be deleted
+        again), and check mode asks so that it predicts the failure the real run would meet.
+        """
         if self._deletes_checked:
             return
         probe = sha256_digest(("oci-images delete probe %s" % uuid.uuid4().hex).encode())
@@ -219,7 +223,7 @@ class _RegistryRemover:
         self._deletes_checked = True
 
     def _detach(self, tag: str, digest: str) -> None:
-        self._check_deletes_allowed()
+        self.check_deletes_allowed()
         original = self.client.get_manifest(self.repository, digest)
         if self.client.head_blob(self.repository, EMPTY_JSON_DIGEST) is None:
             self.client.upload_blob(self.repository, EMPTY_JSON_DIGEST, io.BytesIO(EMPTY_JSON), len(EMPTY_JSON))
@@ -305,6 +309,8 @@ def _delete_in_registry(target: DeleteTarget, request: DeleteRequest, check_mode
             digest: ("placeholder" if request.method == "placeholder" or digest in kept_digests or digest in kept_inside else "manifest") for digest in groups
         }
         if check_mode:
+            if groups:
+                remover.check_deletes_allowed()  # what the real run would meet first: a registry with deletes disabled
             deleted = [dict(item, method=planned[item["digest"]]) for item in decision_deleted]
             staying = kept_digests | kept_inside
             by_digest = sorted(d for d in groups if planned[d] == "manifest")
@@ -347,6 +353,7 @@ def _delete_registry_digest(digest: str, scan: RepositoryScan, before: dict, rem
     if not tags_on:
         before = dict(before, **{digest: digest})
     if check_mode:
+        remover.check_deletes_allowed()
         return _result(deleted, kept, freed, "manifest", before, manifests=[digest])
     try:
         remover.client.delete_manifest(remover.repository, digest)

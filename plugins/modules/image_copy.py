@@ -332,7 +332,9 @@ results:
           later step (its referrers) failed.
       type: bool
     blobs:
-      description: What happened to the blobs (in check mode, would happen).
+      description:
+        - What happened to the blobs (in check mode, would happen). Check mode counts the way the real run does: a blob
+          another image of the same task moves to the same place counts as skipped for all but the first.
       type: dict
       contains:
         copied:
@@ -353,6 +355,12 @@ results:
     referrers:
       description: With O(referrers), how many referrers and cosign-style tags the image has (each one present at the destination after the run).
       type: int
+    note:
+      description:
+        - In check mode, why RV(results[].dest_digest_after) is V(null) although the copy would write: layers that the source
+          serves uncompressed (C(docker-archive:), engines) are compressed during the copy, so the new digest is known only after it.
+      type: str
+      returned: in check mode, for such copies
     failed:
       description: Present and V(true) when this copy failed.
       type: bool

@@ -266,10 +266,15 @@ def test_deletes_disabled_fails_clearly_and_changes_nothing(tmp_path, image_layo
             push(skopeo, path, "a", "docker://%s/%s:%s" % (reg.host, repo, tag))
         push(skopeo, path, "c", "docker://%s/%s:alone" % (reg.host, repo))
         for tag in ("kept", "alone"):  # the placeholder path and the manifest path
+            predicted = delete("docker://%s/%s:%s" % (reg.host, repo, tag), check=True)
+            # Check mode meets the refusal the real run meets, instead of predicting a change.
+            assert predicted.failed and "does not allow deletes" in predicted.result["msg"], predicted.output
             run = delete("docker://%s/%s:%s" % (reg.host, repo, tag))
             assert run.failed
             assert "does not allow deletes" in run.result["msg"] and "storage.delete.enabled" in run.result["msg"]
             assert "nothing was changed" in run.result["msg"]
+        predicted = delete("docker://%s/%s@%s" % (reg.host, repo, images["c"]["manifest_digest"]), check=True)
+        assert predicted.failed and "does not allow deletes" in predicted.result["msg"], predicted.output
         assert registry_tags(reg.host, repo) == ["alone", "kept", "twin"]
         assert digest_of(skopeo.inspect_raw("docker://%s/%s:kept" % (reg.host, repo))) == images["a"]["manifest_digest"]
 

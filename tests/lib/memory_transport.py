@@ -156,7 +156,7 @@ class MemorySource(ImageSource):
 
 
 class MemoryDestination(ImageDestination):
-    """Writes into a place; blobs and manifests land in a staging area that commit moves in."""
+    """Writes into a place the way a registry does: blobs are visible as soon as they land, a name moves on commit."""
 
     def __init__(self, reference, options, store: MemoryStore):
         super().__init__(reference, options)
@@ -184,7 +184,12 @@ class MemoryDestination(ImageDestination):
             data += chunk
         if digest_of(data) != digest:
             raise InvalidReference("%s: put_blob got other bytes than %s" % (self.reference, digest))
-        self._staged[digest] = data
+        place = self.store.place(self.reference.path or "", create=True)
+        with self.store.lock:
+            place.blobs[digest] = data
+
+    def blob_scope(self):
+        return ("memory", self.reference.path)
 
     def put_manifest(self, raw, media_type, digest, top):
         self.store.count("put_manifest")

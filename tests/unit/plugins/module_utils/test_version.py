@@ -14,7 +14,7 @@ GALAXY = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "galaxy
 
 def test_version_in_the_code_is_galaxy_yml_version():
     with open(GALAXY, encoding="utf-8") as handle:
-        assert COLLECTION_VERSION == yaml.safe_load(handle)["version"]
+        assert yaml.safe_load(handle)["version"] == COLLECTION_VERSION
 
 
 def test_user_agent_carries_the_version():
