@@ -20,6 +20,7 @@ import lzma
 import os
 import tarfile
 import tempfile
+import threading
 from typing import BinaryIO, Callable
 
 from .. import _media
@@ -346,6 +347,7 @@ class DockerSaveDestination(ImageDestination):
         super().__init__(reference, options)
         self.context = str(reference)
         self.sink = sink
+        self._lock = threading.Lock()
         self._tar: TarBuilder | None = None
         self._spool_dir: str | None = None
         self._top_written = False
@@ -355,10 +357,12 @@ class DockerSaveDestination(ImageDestination):
         self._config_digest: str | None = None
 
     def _builder(self) -> TarBuilder:
-        if self._tar is None:
-            writer, self._spool_dir = self.sink.open()
-            self._tar = TarBuilder(writer, self._spool_dir, save_member, self.context)
-        return self._tar
+        # Blobs arrive from several threads; the sink is opened once, by the first.
+        with self._lock:
+            if self._tar is None:
+                writer, self._spool_dir = self.sink.open()
+                self._tar = TarBuilder(writer, self._spool_dir, save_member, self.context)
+            return self._tar
 
     def current_digest(self) -> str | None:
         return self.sink.current_image_id()
