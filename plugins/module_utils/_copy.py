@@ -24,7 +24,7 @@ from . import _media
 from ._compression import GunzipReader, GzipCompressReader
 from ._convert import convert_manifest, go_json, oci_config_from_docker, rewrite_index, uncompressed_manifest
 from ._digest import VerifyingReader, sha256_digest
-from ._errors import ConnectionFailure, OCIError, Unsupported
+from ._errors import BlobsMissing, ConnectionFailure, OCIError, Unsupported
 from ._options import ConnectionOptions
 from ._reference import ImageReference
 from ._retry import backoff_delay, pause, shared_budget
@@ -456,7 +456,15 @@ def execute_plan(plan: CopyPlan, source: ImageSource, dest: ImageDestination, op
             raise failure
     for write in plan.manifests:
         _finish_manifest(write, plan.blobs)
-        dest.put_manifest(write.raw, write.media_type, write.digest, write.top)
+        try:
+            dest.put_manifest(write.raw, write.media_type, write.digest, write.top)
+        except BlobsMissing:
+            # Another writer into the same repository (a sliced mirror's other worker, pushing a shared layer) can
+            # unlink a blob between our check and the manifest: put back what is missing, then ask once more.
+            for blob in plan.blobs:
+                if not dest.has_blob(blob.dest_digest or "", blob.dest_size):
+                    _transfer_blob_once(source, dest, blob, counters, options.retries, cancelled)
+            dest.put_manifest(write.raw, write.media_type, write.digest, write.top)
     dest.commit()
     top = plan.manifests[-1].digest if dest.identity == "manifest" else plan.dest_digest_after
     return {"copied": counters.copied, "skipped": counters.skipped, "mounted": counters.mounted, "bytes": counters.bytes, "digest": top}

@@ -66,6 +66,10 @@ class DigestMismatch(OCIError):
     """Content whose sha256 does not match the digest it was fetched by."""
 
 
+class BlobsMissing(OCIError):
+    """A destination refused a manifest because blobs it references are not there (any more)."""
+
+
 class LocalFormatError(OCIError):
     """A local directory, layout or archive that is missing, malformed or unsafe."""
 

@@ -38,6 +38,7 @@ KINDS = (
     "corrupt_body",  # one byte at ``after_bytes`` flipped, length unchanged
     "garbage_response",  # bytes that are not HTTP, then close
     "restart_registry",  # stop the registry, drop this connection, start the registry again
+    "before_forward",  # run ``action()`` (say, change the registry's state behind the client's back), then forward
 )
 
 
@@ -52,6 +53,7 @@ class Fault:
     after_bytes: int = 0
     seconds: float = 0.0
     retry_after: str = "0"
+    action: object = None
     seen: int = 0
     fired: int = 0
 
@@ -170,6 +172,8 @@ class FaultProxy:
         length = int(h.headers.get("Content-Length") or 0)
         chunked = h.headers.get("Transfer-Encoding", "").lower() == "chunked"
 
+        if kind == "before_forward":
+            fault.action()
         if kind == "reset_mid_upload":
             self._drain(h, min(length, fault.after_bytes), record)
             _reset(h.connection)

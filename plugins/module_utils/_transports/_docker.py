@@ -11,13 +11,17 @@ from __future__ import annotations
 from typing import BinaryIO
 
 from .._digest import VerifyingReader
-from .._errors import DigestMismatch, InvalidReference, OCIError
+from .._errors import BlobsMissing, DigestMismatch, InvalidReference, OCIError, RegistryError
 from .._options import ConnectionOptions
 from .._reference import DEFAULT_REGISTRY, ImageReference, parse_docker_name
 from .._registry._client import RegistryClient
 from .._registry._clients import registry_client
 from ._base import DeleteTarget, ImageDestination, ImageSource
 from ._table import Transport, register
+
+# What distribution answers to a manifest whose blobs are not linked in the repository, also when a concurrent
+# upload of the same blob was rewriting its link at that moment (distribution issues 4489 and 2077).
+_BLOBS_MISSING_CODES = ("MANIFEST_BLOB_UNKNOWN", "BLOB_UNKNOWN", "DIGEST_INVALID")
 
 
 class _RegistryRepository:
@@ -119,7 +123,14 @@ class RegistryDestination(_RegistryRepository, ImageDestination):
                 str(self.reference),
             )
         ref = (self.reference.tag_or_default or digest) if top and not self.reference.digest else digest
-        self.client.put_manifest(self.repository, ref, raw, media_type)
+        try:
+            self.client.put_manifest(self.repository, ref, raw, media_type)
+        except RegistryError as exc:
+            if exc.code not in _BLOBS_MISSING_CODES:
+                raise
+            raise BlobsMissing(
+                "%s: the registry refused manifest %s because blobs it references are missing (%s)" % (self.reference, digest, exc.msg), str(self.reference)
+            ) from None
 
 
 class RegistryDeleteTarget(DeleteTarget):
