@@ -120,6 +120,15 @@ def run_batch(
     """Run every copy of the batch; returns the module result (without ``failed``/``msg``, see ``failure_message``)."""
     if options.ledger is None:
         options = replace(options, ledger=BlobLedger())
+    if batch_options.referrers:
+        local = next((p for p in batch.pairs if not (p.src.is_registry and p.dest.is_registry)), None)
+        if local is not None:
+            # Decided before anything is written: referrers name their subject in a registry repository.
+            raise OCIError(
+                "%s -> %s: referrers are copied between registries only (docker:// on both sides); set referrers: false for this copy"
+                % (local.src, local.dest),
+                str(local.src),
+            )
     stop = threading.Event()
 
     def one(pair: CopyPair) -> dict | None:
@@ -127,8 +136,6 @@ def run_batch(
             return None
         result: dict | None = None
         try:
-            if batch_options.referrers and not (pair.src.is_registry and pair.dest.is_registry):
-                raise OCIError("%s -> %s: referrers are copied between registries only (docker:// on both sides)" % (pair.src, pair.dest), str(pair.src))
             result = copy_image(pair.src, pair.dest, pair.src_options, dest_options, options, check_mode=check_mode)
             if batch_options.referrers:
                 attached = copy_referrers(

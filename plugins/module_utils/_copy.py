@@ -187,7 +187,7 @@ def _plan_image(
             blobs.append(BlobTransfer(layer["digest"], layer.get("size"), layer_type, target["digest"], None, decompress))
         new_raw = go_json(new_doc)
         return ManifestWrite(new_raw, _media.DOCKER_MANIFEST, sha256_digest(new_raw), False), blobs, config["digest"]
-    if getattr(source, "layers_stored_uncompressed", False):
+    if source.layers_stored_uncompressed:
         # docker-archive and the engines hand out uncompressed tars under a gzip media type (as skopeo presents
         # them): compress them, so what lands is what the manifest says. Digests are known only afterwards.
         for layer in layers:

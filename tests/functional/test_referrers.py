@@ -136,3 +136,20 @@ def test_referrers_refused_when_the_digest_would_change(registry, client, skopeo
     assert run.failed
     assert "cannot stay attached" in run.result["msg"]
     assert run.result.get("results") is None  # refused before anything was copied
+
+
+@pytest.mark.parametrize("direction", ["to_layout", "from_layout"])
+def test_referrers_with_a_local_side_are_refused_before_anything_is_written(registry, skopeo, tmp_path, direction):
+    image = build_image(str(tmp_path / "img"), ref="v1", layer_sizes=(1024,), seed=74)
+    skopeo.copy(image["reference"], "docker://%s/ref-src/local:1" % registry.host)
+    layout = tmp_path / "out"
+    if direction == "to_layout":
+        run = copy_with_referrers("docker://%s/ref-src/local:1" % registry.host, "oci:%s:1" % layout)
+    else:
+        run = copy_with_referrers(image["reference"], "docker://%s/ref-dest/local:1" % registry.host)
+    assert run.failed and "registries only" in run.result["msg"] and "referrers: false" in run.result["msg"]
+    assert not run.changed and run.result.get("results") is None
+    assert not layout.exists()
+    if direction == "from_layout":
+        with pytest.raises(Exception, match="manifest unknown|not found"):
+            skopeo.inspect_raw("docker://%s/ref-dest/local:1" % registry.host)
