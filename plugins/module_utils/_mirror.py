@@ -18,8 +18,11 @@ from ._errors import OCIError
 from ._options import ConnectionOptions
 from ._reference import ImageReference, parse_docker_name, validate_digest
 from ._select import select_tags
+from ._transports._table import find_transport
 from ._versions import VersionRange, parse_version
 
+# Until repository mode and sync write local trees, what a user with a local destination is told.
+_LOCAL_DEST = "%s into a registry; %s is local: copy one image per task there (src with a tag or digest, dest PATH with its ref)"
 SYNC_KEYS = ("images", "images-by-tag-regex", "images-by-semver", "credentials", "tls-verify", "cert-dir")
 
 
@@ -82,8 +85,13 @@ def is_repository(reference: ImageReference) -> bool:
 
 def repository_pairs(src: ImageReference, dest: ImageReference, tags: list[str], src_options: ConnectionOptions) -> list[CopyPair]:
     """One pair per tag, carried over by name."""
-    if not dest.is_registry or dest.has_explicit_tag_or_digest:
-        raise OCIError("src %s names a repository (no tag), so dest must name a registry repository without a tag, not %s" % (src, dest), str(dest))
+    if not dest.is_registry:
+        raise OCIError(_LOCAL_DEST % ("src %s/%s names a repository (no tag)" % (src.registry, src.repository), dest), str(dest))
+    if dest.has_explicit_tag_or_digest:
+        raise OCIError(
+            "src %s/%s names a repository (no tag), so dest must name a registry repository without a tag, not %s" % (src.registry, src.repository, dest),
+            str(dest),
+        )
     return [CopyPair(src.with_tag(tag), dest.with_tag(tag), src_options) for tag in tags]
 
 
@@ -127,7 +135,11 @@ def sync_pairs(
     """
     if not isinstance(spec, dict) or not spec:
         raise OCIError("sync: expected a mapping of registry names to their images, as skopeo sync's YAML")
-    dest_prefix = dest[len("docker://") :] if dest.startswith("docker://") else dest
+    prefix, colon, _unused = dest.partition(":")
+    transport = find_transport(prefix) if colon else None
+    if transport is not None and not transport.is_registry:
+        raise OCIError(_LOCAL_DEST % ("sync copies every image of its spec", dest), dest)
+    dest_prefix = dest[len(prefix) + 3 :] if transport is not None else dest
     pairs: list[CopyPair] = []
 
     def tags_of(source: ImageReference, options: ConnectionOptions) -> list[str]:

@@ -125,3 +125,24 @@ def test_sync_scoped_and_append_suffix():
 def test_sync_bad_specs_fail_clearly(spec, message):
     with pytest.raises(OCIError, match=message):
         sync_pairs(spec, "mirror.example.com/m", ConnectionOptions(), _list_tags([]))
+
+
+@pytest.mark.parametrize("dest", ["dir:/srv/mirror", "oci:/srv/mirror", "oci-archive:/srv/mirror.tar"])
+def test_sync_to_a_local_destination_says_to_copy_one_image_per_task(dest):
+    with pytest.raises(OCIError, match=r"sync copies every image of its spec into a registry; %s is local: copy one image per task" % dest):
+        sync_pairs({"registry.example.com": {"images": {"app": ["1"]}}}, dest, ConnectionOptions(), lambda ref, opts: [])
+
+
+def test_sync_accepts_a_destination_with_the_docker_transport_prefix():
+    pairs = sync_pairs({"registry.example.com": {"images": {"app": ["1"]}}}, "docker://mirror.example.com/m", ConnectionOptions(), lambda ref, opts: [])
+    assert [str(p.dest) for p in pairs] == ["docker://mirror.example.com/m/app:1"]
+
+
+def test_repository_mode_to_a_local_destination_names_the_repository_without_latest():
+    from ansible_collections.oci.images.plugins.module_utils._mirror import repository_pairs
+    from ansible_collections.oci.images.plugins.module_utils._reference import parse_reference
+
+    with pytest.raises(OCIError) as refused:
+        repository_pairs(parse_reference("docker://registry.example.com/team/app"), parse_reference("dir:/srv/app"), ["1"], ConnectionOptions())
+    assert "registry.example.com/team/app names a repository (no tag) into a registry; dir:/srv/app is local" in refused.value.msg
+    assert ":latest" not in refused.value.msg
