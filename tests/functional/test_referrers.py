@@ -151,5 +151,5 @@ def test_referrers_with_a_local_side_are_refused_before_anything_is_written(regi
     assert not run.changed and run.result.get("results") is None
     assert not layout.exists()
     if direction == "from_layout":
-        with pytest.raises(Exception, match="manifest unknown|not found"):
+        with pytest.raises(Exception, match=r"manifest unknown|not found"):
             skopeo.inspect_raw("docker://%s/ref-dest/local:1" % registry.host)
