@@ -219,11 +219,11 @@ def test_awx_ee_doc_example_makes_a_build_context_that_installs_the_collection(a
 
 
 def test_action_group_holds_every_module_and_each_takes_the_group_wide_options():
-    # docs/awx-ee.md tells users to set these under group/oci.images.images; a module without one would fail there.
+    # docs/awx-ee.md and docs/getting-started.md tell users to set these under group/oci.images.images; a module without one would fail there.
     with open(os.path.join(REPO, "meta", "runtime.yml")) as f:
         group = yaml.safe_load(f)["action_groups"]["images"]
     assert sorted(group) == _plugin_names("modules")
     proc = _run(_tool("ansible-doc"), "--json", *("oci.images." + name for name in group))
     assert proc.returncode == 0, proc.stderr
     for fqcn, entry in json.loads(proc.stdout).items():
-        assert {"auth_file", "timeout", "retries"} <= set(entry["doc"]["options"]), fqcn
+        assert {"auth_file", "timeout", "retries", "validate_certs"} <= set(entry["doc"]["options"]), fqcn
