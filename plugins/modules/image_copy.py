@@ -84,7 +84,7 @@ options:
       semver:
         description:
           - A version range such as V(>=1.3.0,<2.1.0), V(^1.2), V(~1.2.3), V(1.2.x), or alternatives joined with V(||).
-          - Tags that are not versions (one to three numbers, optional leading V(v), optional pre-release) are skipped, as in C(skopeo sync).
+          - Tags that are not versions (one to three numbers, optional leading V(v), optional pre-release) are skipped.
           - Pre-releases match only a range that names a pre-release.
         type: str
       latest:
@@ -154,12 +154,13 @@ options:
     default: 6
   parallel_images:
     description:
-      - With O(images), how many images are copied at the same time.
+      - How many images are copied at the same time, with O(images), in repository mode (one image per tag) and with O(sync) or O(sync_file).
     type: int
     default: 4
   keep_going:
     description:
-      - With O(images), when a copy fails, go on with the others and fail at the end listing every failure.
+      - With O(images), in repository mode and with O(sync) or O(sync_file), when a copy fails, go on with the others and fail at the end
+        listing every failure.
       - When V(false), the first failure stops the task (copies already running finish, no new one starts).
     type: bool
     default: false

@@ -140,7 +140,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 footprint:
-  description: With O(footprint), the storage the tags take. Sizes are of configs and layers as stored (compressed).
+  description:
+    - With O(footprint), the storage the tags take; with O(footprint_of), the storage the references take together.
+      Sizes are of configs and layers as stored (compressed).
   returned: when O(footprint=true) or O(footprint_of) is given
   type: dict
   contains:
@@ -153,12 +155,17 @@ footprint:
       type: int
       sample: 73400320
     tags:
-      description: Per tag, its digest, its C(size) (config and layers; for an index, all its images') and its
-        C(unique_bytes), what deleting that tag alone would free.
+      description:
+        - Per tag, its digest, its C(size) (config and layers; for an index, all its images') and its
+          C(unique_bytes), what deleting that tag alone would free.
+        - With O(footprint_of), keyed by reference instead (each reference given, normalized, such as
+          V(docker://registry.example.com/team/app:1.2) for V(registry.example.com/team/app:1.2)).
       type: dict
       sample: {"1.2": {"digest": "sha256:9a8b...", "size": 52428800, "unique_bytes": 1048576}}
     layers:
-      description: Every blob (layers and configs), largest first, with how many tags use it.
+      description:
+        - Every blob, largest first, with how many tags use it. Despite the name, image configs are in this list too
+          (their RV(footprint.layers[].media_type) tells them apart), since they take space like layers.
       type: list
       elements: dict
       contains:
@@ -172,7 +179,7 @@ footprint:
           description: Media type from the manifest.
           type: str
         tags_using:
-          description: How many tags use it.
+          description: How many tags (with O(footprint_of), references) use it.
           type: int
 missing:
   description: With O(footprint_of), the references that name nothing (left out of RV(footprint)).
