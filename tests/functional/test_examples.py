@@ -9,15 +9,18 @@ example does not show.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 from urllib.parse import urlsplit
 
 import pytest
-from ansible_run import REPO, run_playbook
+import yaml
+from ansible_run import REPO, ansible_env, run_playbook
 from images import build_image
 from registries import start_registry
 
@@ -44,6 +47,17 @@ def task_statuses(stdout: str) -> list[tuple[str, str, str]]:
             status = "failed" if match["status"] in ("fatal", "failed") else match["status"]
             seen[match["host"]] = max(seen.get(match["host"], status), status, key=_RANK.index)
         out += [(head["name"], host, status) for host, status in sorted(seen.items())]
+    return out
+
+
+def task_outcomes(stdout: str) -> list[tuple[str, str]]:
+    """(task, status) over all hosts: what a play did, whichever host did it (several workers may prune one repository)."""
+    out: list[tuple[str, str]] = []
+    for task, _host, status in task_statuses(stdout):
+        if out and out[-1][0] == task:
+            out[-1] = (task, max(out[-1][1], status, key=_RANK.index))
+        else:
+            out.append((task, status))
     return out
 
 
@@ -187,18 +201,28 @@ def test_first_playbook_without_check_mode_false_fails_under_check_as_the_docs_s
 # --- the module_defaults and certs.d advice of docs/getting-started.md -------------------------
 
 
-def _getting_started_block(after: str, lang: str = "yaml") -> str:
-    with open(os.path.join(REPO, "docs", "getting-started.md")) as f:
+def page_block(page: str, after: str, lang: str = "yaml") -> str:
+    """The first ``lang`` code block after the text ``after`` in ``page`` (relative to the repository)."""
+    with open(os.path.join(REPO, page)) as f:
         text = f.read()
     section = text[text.index(after) :]
     return re.search(r"```%s\n(.*?)```" % lang, section, re.S).group(1)
 
 
-def test_module_defaults_example_reaches_every_module(first_rig, tmp_path):
+@pytest.mark.parametrize(
+    "page, after, auth",
+    [
+        ("docs/getting-started.md", "## Options for every module at once", "/tmp/job-auth.json"),
+        ("docs/awx-ee.md", "## `module_defaults` for the whole collection", "/tmp/oci-images-auth.json"),
+    ],
+)
+def test_module_defaults_example_reaches_every_module(first_rig, tmp_path, page, after, auth):
     upstream = first_rig["upstream"]
-    block = _getting_started_block("## Options for every module at once")
+    block = page_block(page, after)
+    if not block.startswith("  "):
+        block = "".join("  " + line + "\n" for line in block.splitlines())
     assert block.startswith("  module_defaults:\n")
-    block = block.replace("/etc/pki/registry-ca.pem", upstream.ca_cert).replace("/tmp/job-auth.json", str(tmp_path / "job-auth.json"))
+    block = block.replace("/etc/pki/registry-ca.pem", upstream.ca_cert).replace(auth, str(tmp_path / "job-auth.json"))
     host = upstream.host
     play = tmp_path / "defaults.yml"
     play.write_text(
@@ -214,6 +238,30 @@ def test_module_defaults_example_reaches_every_module(first_rig, tmp_path):
     proc = run_playbook(str(play), env=machine(tmp_path, "defaults", tmp_path / "empty-home"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert [s[2] for s in task_statuses(proc.stdout)] == ["changed", "ok", "changed", "changed"]
+
+
+def test_awx_play_with_injected_credentials_checks_then_runs(first_rig, tmp_path):
+    # docs/awx-ee.md: a credential type injects OCI_REGISTRY, OCI_REGISTRY_USERNAME, OCI_REGISTRY_PASSWORD; the play logs in first.
+    upstream = first_rig["upstream"]
+    block = page_block("docs/awx-ee.md", "Playbook:")
+    injected = {"OCI_REGISTRY": upstream.host, "OCI_REGISTRY_USERNAME": UPSTREAM_USER, "OCI_REGISTRY_PASSWORD": UPSTREAM_PASSWORD}
+    runs = {}
+    # The check run and the real runs each start with no auth file, as fresh jobs in fresh EE containers do.
+    for name in ("check", "real"):
+        path = tmp_path / ("awx-%s.yml" % name)
+        path.write_text(block.replace("/tmp/oci-images-auth.json", str(tmp_path / ("auth-%s.json" % name))))
+        runs[name] = str(path)
+    check = run_playbook(runs["check"], check=True, env=dict(machine(tmp_path, "check", first_rig["home"]), **injected))
+    assert check.returncode == 0, check.stdout + check.stderr
+    env = dict(machine(tmp_path, "real", first_rig["home"]), **injected)
+    first = run_playbook(runs["real"], env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert task_statuses(check.stdout) == task_statuses(first.stdout)
+    second = run_playbook(runs["real"], env=env)
+    assert second.returncode == 0 and changed_total(second.stdout) == 0, second.stdout
+    assert oct(os.stat(tmp_path / "auth-real.json").st_mode & 0o777) == "0o600"
+    for run in (check, first, second):
+        assert UPSTREAM_PASSWORD not in run.stdout + run.stderr
 
 
 def test_certs_d_alone_reaches_every_module_the_lookup_and_the_role(first_rig, skopeo, tmp_path):
@@ -260,63 +308,161 @@ def test_certs_d_alone_reaches_every_module_the_lookup_and_the_role(first_rig, s
 # --- docs/examples/mirror-with-role.yml (docs/mirroring.md) ------------------------------------
 
 
-def test_mirror_role_example_splits_prunes_and_then_changes_nothing(tmp_path, skopeo):
-    upstream = start_registry(str(tmp_path / "upstream"), "token", username="reader", password=UPSTREAM_PASSWORD)
-    mirror = start_registry(str(tmp_path / "mirror"), "token", username=MIRROR_USER, password=MIRROR_PASSWORD)
-    try:
-        home = tmp_path / "home"
-        trust(home, upstream)
-        trust(home, mirror)
-        layout = str(tmp_path / "layout")
-        versions = ["1.%d.0" % i for i in range(12)]
-        for i, tag in enumerate([*versions, "tools-1"]):
-            build_image(layout, ref=tag, seed=1300 + i, layer_sizes=(1024,))
-        up = "%s:%s" % ("reader", UPSTREAM_PASSWORD)
-        for tag in versions:
-            skopeo.copy("oci:%s:%s" % (layout, tag), "docker://%s/team/app:%s" % (upstream.host, tag), "--dest-creds", up)
-        skopeo.copy("oci:%s:tools-1" % layout, "docker://%s/team/tools:1" % upstream.host, "--dest-creds", up)
-        sync = tmp_path / "sync.yaml"
-        sync.write_text("%s:\n  images:\n    team/app: []\n    team/tools: ['1']\n" % upstream.host)
-        path = example(
-            "mirror-with-role.yml",
-            tmp_path,
-            dict([ONE_AT_A_TIME["mirror-with-role.yml"]], **{"/etc/mirror/sync.yaml": str(sync), "registry.example.com/mirror": "%s/mirror" % mirror.host}),
-        )
-        inventory = tmp_path / "hosts.ini"
-        inventory.write_text(
-            "[mirror_workers]\n" + "".join("%s ansible_connection=local ansible_python_interpreter=%s\n" % (h, sys.executable) for h in ("w1", "w2"))
-        )
-        secrets = {"vault_upstream_password": UPSTREAM_PASSWORD, "vault_mirror_password": MIRROR_PASSWORD}
-        env = machine(tmp_path, "workers", home)
+@pytest.fixture(scope="module")
+def role_rig(tmp_path_factory, skopeo):
+    """Upstream (token auth, user reader) with team/app in twelve 1.x versions and team/tools:1; a mirror (token auth, user robot)."""
+    base = tmp_path_factory.mktemp("role-examples")
+    upstream = start_registry(str(base / "upstream"), "token", username="reader", password=UPSTREAM_PASSWORD)
+    mirror = start_registry(str(base / "mirror"), "token", username=MIRROR_USER, password=MIRROR_PASSWORD)
+    layout = str(base / "layout")
+    versions = ["1.%d.0" % i for i in range(12)]
+    for i, tag in enumerate([*versions, "tools-1", "0.9.0"]):
+        build_image(layout, ref=tag, seed=1300 + i, layer_sizes=(1024,))
+    up = "%s:%s" % ("reader", UPSTREAM_PASSWORD)
+    for tag in versions:
+        skopeo.copy("oci:%s:%s" % (layout, tag), "docker://%s/team/app:%s" % (upstream.host, tag), "--dest-creds", up)
+    skopeo.copy("oci:%s:tools-1" % layout, "docker://%s/team/tools:1" % upstream.host, "--dest-creds", up)
+    inventory = base / "hosts.ini"
+    hosts = "".join("%s ansible_connection=local ansible_python_interpreter=%s\n" % (h, sys.executable) for h in ("w1", "w2"))
+    inventory.write_text("[mirror_workers]\n" + hosts)
+    yield {"upstream": upstream, "mirror": mirror, "layout": layout, "versions": versions, "inventory": str(inventory), "base": base}
+    upstream.stop()
+    mirror.stop()
 
-        check = run_playbook(path, secrets, check=True, env=env, inventory=str(inventory))
-        assert check.returncode == 0, check.stdout + check.stderr
-        assert tags_of(skopeo, mirror, "mirror/app", "%s:%s" % (MIRROR_USER, MIRROR_PASSWORD)) == []
 
-        first = run_playbook(path, secrets, env=env, inventory=str(inventory))
-        assert first.returncode == 0, first.stdout + first.stderr
-        mirror_creds = "%s:%s" % (MIRROR_USER, MIRROR_PASSWORD)
-        # Every image copied (by one worker or the other), then each repository pruned to its ten highest versions.
-        assert tags_of(skopeo, mirror, "mirror/app", mirror_creds) == sorted(versions[2:])
-        assert tags_of(skopeo, mirror, "mirror/tools", mirror_creds) == ["1"]
-        copy_statuses = {host: status for task, host, status in task_statuses(first.stdout) if task.endswith("Mirror the images of this host's slice")}
-        assert copy_statuses == {"w1": "changed", "w2": "changed"}  # the work was split
-        # The check run predicted the copy of each worker.
-        check_copy = {host: status for task, host, status in task_statuses(check.stdout) if task.endswith("Mirror the images of this host's slice")}
-        assert check_copy == copy_statuses
-        for run in (check, first):
-            assert UPSTREAM_PASSWORD not in run.stdout + run.stderr and MIRROR_PASSWORD not in run.stdout + run.stderr
+def _copy_statuses(stdout: str) -> dict[str, str]:
+    return {host: status for task, host, status in task_statuses(stdout) if task.endswith("Mirror the images of this host's slice")}
 
-        # The spec selects every tag and the prune drops the two lowest: the next run copies those again and prunes them
-        # again (docs/mirroring.md: prune what the spec no longer selects). With the spec narrowed to what is kept, a no-op.
-        rerun = run_playbook(path, secrets, env=env, inventory=str(inventory))
-        assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-        assert changed_total(rerun.stdout) > 0
-        assert tags_of(skopeo, mirror, "mirror/app", mirror_creds) == sorted(versions[2:])
-        sync.write_text("%s:\n  images-by-semver:\n    team/app: '>=1.2.0'\n  images:\n    team/tools: ['1']\n" % upstream.host)
-        second = run_playbook(path, secrets, env=env, inventory=str(inventory))
-        assert second.returncode == 0, second.stdout + second.stderr
-        assert changed_total(second.stdout) == 0, second.stdout
-    finally:
-        upstream.stop()
-        mirror.stop()
+
+def test_mirror_role_example_splits_prunes_and_then_changes_nothing(role_rig, tmp_path, skopeo):
+    upstream, mirror, versions, inventory = role_rig["upstream"], role_rig["mirror"], role_rig["versions"], role_rig["inventory"]
+    home = tmp_path / "home"
+    trust(home, upstream)
+    trust(home, mirror)
+    sync = tmp_path / "sync.yaml"
+    sync.write_text("%s:\n  images:\n    team/app: []\n    team/tools: ['1']\n" % upstream.host)
+    path = example(
+        "mirror-with-role.yml",
+        tmp_path,
+        dict([ONE_AT_A_TIME["mirror-with-role.yml"]], **{"/etc/mirror/sync.yaml": str(sync), "registry.example.com/mirror": "%s/mirror" % mirror.host}),
+    )
+    secrets = {"vault_upstream_password": UPSTREAM_PASSWORD, "vault_mirror_password": MIRROR_PASSWORD}
+    env = machine(tmp_path, "workers", home)
+    mirror_creds = "%s:%s" % (MIRROR_USER, MIRROR_PASSWORD)
+
+    check = run_playbook(path, secrets, check=True, env=env, inventory=inventory)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert tags_of(skopeo, mirror, "mirror/app", mirror_creds) == []
+
+    first = run_playbook(path, secrets, env=env, inventory=inventory)
+    assert first.returncode == 0, first.stdout + first.stderr
+    # Every image copied (by one worker or the other), then each repository pruned to its ten highest versions.
+    assert tags_of(skopeo, mirror, "mirror/app", mirror_creds) == sorted(versions[2:])
+    assert tags_of(skopeo, mirror, "mirror/tools", mirror_creds) == ["1"]
+    assert _copy_statuses(first.stdout) == {"w1": "changed", "w2": "changed"}  # the work was split
+    assert _copy_statuses(check.stdout) == _copy_statuses(first.stdout)  # and the check run said so
+    for run in (check, first):
+        assert UPSTREAM_PASSWORD not in run.stdout + run.stderr and MIRROR_PASSWORD not in run.stdout + run.stderr
+
+    # The spec selects every tag and the prune drops the two lowest: the next run copies those again and prunes them
+    # again (docs/mirroring.md: prune what the spec no longer selects). With the spec narrowed to what is kept, a no-op.
+    rerun = run_playbook(path, secrets, env=env, inventory=inventory)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert changed_total(rerun.stdout) > 0
+    assert tags_of(skopeo, mirror, "mirror/app", mirror_creds) == sorted(versions[2:])
+    sync.write_text("%s:\n  images-by-semver:\n    team/app: '>=1.2.0'\n  images:\n    team/tools: ['1']\n" % upstream.host)
+    second = run_playbook(path, secrets, env=env, inventory=inventory)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert changed_total(second.stdout) == 0, second.stdout
+
+
+def test_mirror_role_readme_example(role_rig, tmp_path, skopeo):
+    # roles/mirror/README.md: source CA from certs.d, destination CA from mirror_dest_ca_cert; the prune removes 0.x.
+    upstream, mirror, versions, inventory = role_rig["upstream"], role_rig["mirror"], role_rig["versions"], role_rig["inventory"]
+    mirror_creds = "%s:%s" % (MIRROR_USER, MIRROR_PASSWORD)
+    skopeo.copy("oci:%s:0.9.0" % role_rig["layout"], "docker://%s/readme/app:0.9.0" % mirror.host, "--dest-creds", mirror_creds)
+    home = tmp_path / "home"
+    trust(home, upstream)  # only the source: the destination's CA must come from mirror_dest_ca_cert
+    block = page_block("roles/mirror/README.md", "## Example")
+    for old, new in {
+        "quay.io": upstream.host,
+        "registry.example.com/mirror": "%s/readme" % mirror.host,
+        "/etc/pki/mirror-ca.pem": mirror.ca_cert,
+        "        mirror_slice: true\n": "        mirror_slice: true\n        mirror_parallel: 1\n",  # see ONE_AT_A_TIME
+    }.items():
+        assert old in block, old
+        block = block.replace(old, new)
+    path = tmp_path / "readme.yml"
+    path.write_text(block)
+    secrets = {"vault_quay_password": UPSTREAM_PASSWORD, "vault_mirror_password": MIRROR_PASSWORD}
+    env = machine(tmp_path, "workers", home)
+
+    check = run_playbook(str(path), secrets, check=True, env=env, inventory=inventory)
+    assert check.returncode == 0, check.stdout + check.stderr
+    first = run_playbook(str(path), secrets, env=env, inventory=inventory)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert task_outcomes(check.stdout) == task_outcomes(first.stdout)
+    assert tags_of(skopeo, mirror, "readme/app", mirror_creds) == sorted(versions)  # 0.9.0 pruned, every 1.x there
+    assert tags_of(skopeo, mirror, "readme/tools", mirror_creds) == ["1"]
+    second = run_playbook(str(path), secrets, env=env, inventory=inventory)
+    assert second.returncode == 0 and changed_total(second.stdout) == 0, second.stdout
+
+
+# --- every task snippet of the docs takes only options its module has -----------------------------
+
+TOOLS = os.path.join(REPO, ".venv-tools", "bin", "ansible-lint")
+PAGES = ["README.md", "roles/mirror/README.md", *sorted(os.path.relpath(p, REPO) for p in glob.glob(os.path.join(REPO, "docs", "*.md")))]
+
+
+def _snippet_plays() -> dict[str, str]:
+    """Each YAML block of the pages that holds plays, tasks or module_defaults, as a playbook; keyed by page and block number."""
+    plays = {}
+    for page in PAGES:
+        with open(os.path.join(REPO, page)) as f:
+            blocks = re.findall(r"```yaml\n(.*?)```", f.read(), re.S)
+        for number, block in enumerate(blocks):
+            data = yaml.safe_load(block)
+            name = "%s-%d.yml" % (page.replace("/", "_"), number)
+            head = "---\n- name: Snippet\n  hosts: localhost\n  gather_facts: false\n"
+            if isinstance(data, list) and data and all(isinstance(item, dict) and "hosts" in item for item in data):
+                plays[name] = "---\n" + block
+            elif isinstance(data, list) and data and all(isinstance(item, dict) for item in data):
+                plays[name] = head + "  tasks:\n" + "".join("    " + line + "\n" for line in block.splitlines())
+            elif isinstance(data, dict) and set(data) == {"module_defaults"}:
+                body = block if block.startswith("  ") else "".join("  " + line + "\n" for line in block.splitlines())
+                plays[name] = head + body + "  tasks:\n    - name: Nothing\n      ansible.builtin.meta: noop\n"
+    return plays
+
+
+def test_doc_snippets_use_only_options_their_modules_take(tmp_path):
+    # ansible-lint's args rule checks each task's arguments against the module's argument spec.
+    if not os.path.exists(TOOLS):
+        pytest.fail("ansible-lint is not installed: run tests/setup/run.sh venvs lint")
+    plays = _snippet_plays()
+    assert len(plays) >= 10, sorted(plays)
+    directory = tmp_path / "snippets"
+    directory.mkdir()
+    for name, text in plays.items():
+        (directory / name).write_text(text)
+    # A snippet with an option its module does not have, to show the check catches one.
+    (directory / "canary.yml").write_text(
+        "---\n- name: Canary\n  hosts: localhost\n  gather_facts: false\n  tasks:\n"
+        "    - name: image_copy has no ca_cert\n      oci.images.image_copy:\n        src: docker://a.example/b:1\n"
+        "        dest: docker://c.example/d:1\n        ca_cert: /x.pem\n"
+    )
+    (tmp_path / "lint.yml").write_text("offline: true\nenable_list: [args]\nskip_action_validation: false\n")
+    env = ansible_env({"PATH": os.path.dirname(TOOLS) + os.pathsep + os.environ.get("PATH", "")})
+    proc = subprocess.run(
+        [TOOLS, "--nocolor", "-c", str(tmp_path / "lint.yml"), str(directory)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(tmp_path),
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    output = proc.stdout + proc.stderr
+    assert "canary.yml" in output and "args[" in output, output
+    offenders = sorted(set(re.findall(r"snippets/(\S+?\.yml):\d+", "\n".join(b for b in output.split("\n\n") if "args[" in b))))
+    assert offenders == ["canary.yml"], output
