@@ -7,6 +7,12 @@ page that makes it. A claim that no test here or elsewhere checks does not belon
 
 The claims are about the skopeo of Debian 12 (1.9.3), which the tests run; the first test fails
 when another version is installed, so the pages get read again.
+
+Claims checked elsewhere: what the collection writes to dir:, oci:, oci-archive: and docker-archive:
+against what skopeo writes (tests/unit/plugins/module_utils/transports/test_writers.py,
+test_local_transports.py), Docker to OCI conversion (test_image_copy.py), image_info against
+skopeo inspect (test_image_info.py), engines and the containers-storage specifier (test_engines.py),
+tag sets and digests of a sync spec against skopeo sync --all (test_mirror.py).
 """
 
 from __future__ import annotations
