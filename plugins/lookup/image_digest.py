@@ -26,7 +26,23 @@ options:
     type: list
     elements: str
     required: true
+  # The TLS options come from the oci.images._tls fragment; only where they can also be set is added here.
+  validate_certs:
+    env:
+      - name: OCI_IMAGES_VALIDATE_CERTS
+  ca_cert:
+    env:
+      - name: OCI_IMAGES_CA_CERT
+  client_cert:
+    env:
+      - name: OCI_IMAGES_CLIENT_CERT
+  client_key:
+    env:
+      - name: OCI_IMAGES_CLIENT_KEY
 notes:
+  - The TLS options can be set once for every call in the controller's environment - C(OCI_IMAGES_VALIDATE_CERTS=false),
+    C(OCI_IMAGES_CA_CERT=/path/ca.pem) - instead of on each call; an option given to the call wins.
+    A CA in a C(certs.d) directory (C(/etc/containers/certs.d/HOST:PORT/ca.crt)) needs no option at all.
   - Credentials are never part of an error message.
   - The same options apply to every reference of one call; call the lookup once per registry that needs other credentials.
 seealso:

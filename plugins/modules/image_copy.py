@@ -84,7 +84,7 @@ options:
       semver:
         description:
           - A version range such as V(>=1.3.0,<2.1.0), V(^1.2), V(~1.2.3), V(1.2.x), or alternatives joined with V(||).
-          - Tags that are not versions (one to three numbers, optional leading V(v), optional pre-release) are skipped, as in C(skopeo sync).
+          - Tags that are not versions (one to three numbers, optional leading V(v), optional pre-release) are skipped.
           - Pre-releases match only a range that names a pre-release.
         type: str
       latest:
@@ -154,12 +154,13 @@ options:
     default: 6
   parallel_images:
     description:
-      - With O(images), how many images are copied at the same time.
+      - How many images are copied at the same time, with O(images), in repository mode (one image per tag) and with O(sync) or O(sync_file).
     type: int
     default: 4
   keep_going:
     description:
-      - With O(images), when a copy fails, go on with the others and fail at the end listing every failure.
+      - With O(images), in repository mode and with O(sync) or O(sync_file), when a copy fails, go on with the others and fail at the end
+        listing every failure.
       - When V(false), the first failure stops the task (copies already running finish, no new one starts).
     type: bool
     default: false
@@ -333,8 +334,8 @@ results:
       type: bool
     blobs:
       description:
-        - What happened to the blobs (in check mode, would happen). Check mode counts the way the real run does: a blob
-          another image of the same task moves to the same place counts as skipped for all but the first.
+        - What happened to the blobs (in check mode, would happen). Check mode counts the way the real run does, so a blob
+          that several images of the same task need in one place counts as skipped for all but the first.
       type: dict
       contains:
         copied:
@@ -357,7 +358,7 @@ results:
       type: int
     note:
       description:
-        - In check mode, why RV(results[].dest_digest_after) is V(null) although the copy would write: layers that the source
+        - In check mode, why RV(results[].dest_digest_after) is V(null) although the copy would write. Layers that the source
           serves uncompressed (C(docker-archive:), engines) are compressed during the copy, so the new digest is known only after it.
       type: str
       returned: in check mode, for such copies

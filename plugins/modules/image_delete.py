@@ -199,6 +199,9 @@ freed_bytes:
   description:
     - Bytes of blobs (configs and layers; for an index, those of its images) used only by what was deleted and by nothing that stays
       in the repository, which registry garbage collection reclaims. Manifests themselves are not counted.
+    - With O(method=placeholder) the images of the deleted tags stay in the repository, untagged. Their blobs are counted here all the
+      same, but a plain C(registry garbage-collect) frees none of them; C(registry garbage-collect --delete-untagged) does.
+      (With O(method=auto) a tag is only detached with a placeholder when what it points at stays, and that is not counted.)
     - For C(oci:) and C(dir:), the bytes of the files removed.
   returned: always
   type: int

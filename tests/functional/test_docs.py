@@ -72,10 +72,11 @@ def test_readme_links_lead_to_files_that_exist():
     assert not broken, "README.md links to missing files: %s" % ", ".join(broken)
 
 
-def test_getting_started_shows_the_linted_example_playbook():
-    with open(os.path.join(REPO, "docs", "examples", "first-playbook.yml")) as f:
+@pytest.mark.parametrize("example, page", [("first-playbook.yml", "getting-started.md"), ("mirror-with-role.yml", "mirroring.md")])
+def test_guide_shows_the_linted_and_tested_example_playbook(example, page):
+    with open(os.path.join(REPO, "docs", "examples", example)) as f:
         # The guide shows the playbook without its two header lines (document start and comment).
-        example = f.read().split("\n", 2)[2]
-    with open(os.path.join(REPO, "docs", "getting-started.md")) as f:
+        text = f.read().split("\n", 2)[2]
+    with open(os.path.join(REPO, "docs", page)) as f:
         guide = f.read()
-    assert "```yaml\n" + example + "```" in guide, "docs/getting-started.md and docs/examples/first-playbook.yml differ"
+    assert "```yaml\n" + text + "```" in guide, "docs/%s and docs/examples/%s differ" % (page, example)

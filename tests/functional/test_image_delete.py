@@ -377,3 +377,48 @@ def test_footprint_of_a_repository_counts_every_tag_once_each_blob(registry, tmp
     assert {layer["digest"]: layer["tags_using"] for layer in result["layers"]}[one["layer_digests"][0]] == 6
     assert run.result["missing"] == [absent]
     assert run.result["exists"] is False
+
+
+def test_placeholder_deletes_free_nothing_until_garbage_collect_delete_untagged(fresh_registry, tmp_path, skopeo):
+    # image_delete's freed_bytes and docs/pruning.md: with method placeholder the image stays, untagged.
+    reg = fresh_registry()
+    layout = str(tmp_path / "placeholder")
+    build_image(layout, ref="solo", layer_sizes=(60000, 30000), seed="placeholder-solo")
+    build_image(layout, ref="shared", layer_sizes=(20000,), seed="placeholder-shared")
+    push(skopeo, layout, "solo", "docker://%s/delete/ph:solo" % reg.host)
+    for tag in ("s1", "s2"):
+        push(skopeo, layout, "shared", "docker://%s/delete/ph:%s" % (reg.host, tag))
+
+    # method auto detaches s1 with a placeholder because s2 stays on its image: nothing is freed, and none counted.
+    shared = delete("docker://%s/delete/ph:s1" % reg.host)
+    assert not shared.failed, shared.output
+    assert shared.result["deleted"][0]["method"] == "placeholder" and shared.result["freed_bytes"] == 0
+
+    run = delete("docker://%s/delete/ph:solo" % reg.host, method="placeholder")
+    assert not run.failed, run.output
+    predicted = run.result["freed_bytes"]
+    assert predicted > 90000
+    reg.stop()
+    before = blob_bytes_on_disk(reg)
+    subprocess.run([REGISTRY_BINARY, "garbage-collect", reg.config_path], check=True, capture_output=True, timeout=120)
+    after_plain = blob_bytes_on_disk(reg)
+    assert before - after_plain < 0.05 * predicted, (before - after_plain, predicted)  # only the placeholders' own few bytes
+    subprocess.run([REGISTRY_BINARY, "garbage-collect", "--delete-untagged", reg.config_path], check=True, capture_output=True, timeout=120)
+    actually_freed = after_plain - blob_bytes_on_disk(reg)
+    assert abs(actually_freed - predicted) <= 0.05 * predicted, (predicted, actually_freed)
+    reg.start()
+    assert registry_tags(reg.host, "delete/ph") == ["s2"]
+
+
+def test_footprint_of_keys_are_normalized_references_and_layers_hold_configs(registry, tmp_path, skopeo):
+    # image_info's RETURN docs: footprint.tags is keyed by reference; footprint.layers lists configs too.
+    image = build_image(str(tmp_path / "fpk"), ref="v1", layer_sizes=(3000,), seed=903)
+    skopeo.copy(image["reference"], "docker://%s/fpk/app:1" % registry.host)
+    run = run_module("image_info", {"footprint_of": ["%s/fpk/app:1" % registry.host], "validate_certs": False})
+    assert not run.failed, run.output
+    assert list(run.result["footprint"]["tags"]) == ["docker://%s/fpk/app:1" % registry.host]
+    blobs = {entry["digest"]: entry["media_type"] for entry in run.result["footprint"]["layers"]}
+    assert blobs == {
+        image["config_digest"]: "application/vnd.oci.image.config.v1+json",
+        image["layer_digests"][0]: "application/vnd.oci.image.layer.v1.tar+gzip",
+    }

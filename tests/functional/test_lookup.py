@@ -70,3 +70,37 @@ def test_lookup_documentation_renders():
     assert proc.returncode == 0, proc.stderr
     for word in ("registry_token", "validate_certs", "client_key", "retries", "_raw"):
         assert word in proc.stdout
+
+
+def test_lookup_takes_its_tls_settings_from_the_environment(registry, fresh_registry, skopeo, tmp_path):
+    # One setting for every call of a play: OCI_IMAGES_VALIDATE_CERTS for a plain-HTTP registry,
+    # OCI_IMAGES_CA_CERT for a private CA. The calls themselves name no TLS option.
+    tls = fresh_registry("tls")
+    image = build_image(str(tmp_path / "layout"), ref="v1", layer_sizes=(1024,), seed=83)
+    skopeo.copy(image["reference"], "docker://%s/lookup/env:1" % registry.host)
+    skopeo.copy(image["reference"], "docker://%s/lookup/env:1" % tls.host)
+    (tmp_path / "play.yml").write_text(
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+        '    - ansible.builtin.copy:\n        dest: "{{ out }}"\n'
+        "        content: \"{{ lookup('oci.images.image_digest', ref, retries=0) }}\"\n        mode: '0644'\n"
+    )
+    out = tmp_path / "digest"
+    plain = {"out": str(out), "ref": "docker://%s/lookup/env:1" % registry.host}
+    proc = run_playbook(str(tmp_path / "play.yml"), plain)
+    assert proc.returncode != 0  # certificates are verified unless told otherwise
+    proc = run_playbook(str(tmp_path / "play.yml"), plain, env={"OCI_IMAGES_VALIDATE_CERTS": "false"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert out.read_text() == image["manifest_digest"]
+
+    out.unlink()
+    private = {"out": str(out), "ref": "docker://%s/lookup/env:1" % tls.host}
+    home = {"HOME": str(tmp_path / "home")}  # no certs.d of the machine's user
+    proc = run_playbook(str(tmp_path / "play.yml"), private, env=home)
+    assert proc.returncode != 0 and "TLS" in proc.stdout
+    proc = run_playbook(str(tmp_path / "play.yml"), private, env=dict(home, OCI_IMAGES_CA_CERT=tls.ca_cert))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert out.read_text() == image["manifest_digest"]
+    # An option given to the call wins over the environment.
+    (tmp_path / "play.yml").write_text((tmp_path / "play.yml").read_text().replace("retries=0", "retries=0, validate_certs=true"))
+    proc = run_playbook(str(tmp_path / "play.yml"), plain, env={"OCI_IMAGES_VALIDATE_CERTS": "false"})
+    assert proc.returncode != 0

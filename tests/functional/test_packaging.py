@@ -19,8 +19,35 @@ pytestmark = pytest.mark.timeout(300)
 
 # An artifact over this size has picked up something that is not the collection (venvs, test data, caches).
 MAX_ARTIFACT_BYTES = 200 * 1024
-# Path components that must never be in the artifact.
-FORBIDDEN_PARTS = ("tests", ".git", "__pycache__", ".pytest_cache", ".ruff_cache", ".cache", "bench", "build")
+# Everything the artifact may hold, as path patterns (`*` stays within one path component, `**/` is any
+# number of directories). Anything else fails the test: development files (the demo, CI, linters' and
+# pytest's settings, tests) are left out with build_ignore in galaxy.yml.
+ALLOWED_FILES = (
+    "MANIFEST.json",
+    "FILES.json",
+    "README.md",
+    "CHANGELOG.md",
+    "requirements.txt",
+    "bindep.txt",
+    "meta/runtime.yml",
+    "meta/execution-environment.yml",
+    "plugins/modules/*.py",
+    "plugins/lookup/*.py",
+    "plugins/doc_fragments/*.py",
+    "plugins/module_utils/**/*.py",
+    "roles/*/README.md",
+    "roles/*/defaults/main.yml",
+    "roles/*/meta/main.yml",
+    "roles/*/meta/argument_specs.yml",
+    "roles/*/tasks/*.yml",
+    "docs/*.md",
+    "docs/modules/*.rst",
+    "docs/examples/*.yml",
+    "changelogs/changelog.yaml",
+    "changelogs/config.yaml",
+    "changelogs/fragments/.keep",
+    "changelogs/fragments/*.yml",
+)
 RUNTIME_LIBRARIES = ("requests", "jsonschema")
 
 
@@ -57,16 +84,40 @@ def test_galaxy_artifact_is_small_and_holds_only_the_collection(artifact, record
     size = os.path.getsize(artifact)
     record_property("artifact_bytes", size)
     with tarfile.open(artifact) as tar:
-        members = [m.name for m in tar.getmembers()]
-    unwanted = [
-        name for name in members if any(part in FORBIDDEN_PARTS or part.startswith(".venv") for part in name.split("/")) or name.endswith((".pyc", ".tar.gz"))
-    ]
-    assert unwanted == []
+        entries = tar.getmembers()
+    members = [m.name for m in entries]
+    assert [m.name for m in entries if not (m.isfile() or m.isdir())] == []  # no links, devices or fifos
+    files = [m.name for m in entries if m.isfile()]
+    unexpected = [name for name in files if not any(p.fullmatch(name) for p in ALLOWED_PATTERNS)]
+    assert unexpected == [], "not on the list of what the artifact may hold (add to build_ignore in galaxy.yml): %s" % unexpected
+    # Directories only as the parents of allowed files: no empty leftovers (demo/, tests/) either.
+    parents = {os.path.dirname(name) for name in files}
+    parents |= {p[:i] for p in parents for i in range(len(p)) if p[i] == "/"}
+    assert sorted(m.name for m in entries if m.isdir() and m.name not in parents) == []
     assert size < MAX_ARTIFACT_BYTES, "artifact is %d bytes; largest members: %s" % (size, _largest(artifact))
     for needed in ("MANIFEST.json", "FILES.json", "meta/runtime.yml", "meta/execution-environment.yml", "requirements.txt", "bindep.txt"):
         assert needed in members
     for kind, name in PLUGINS:
         assert "plugins/%s/%s.py" % ("modules" if kind == "module" else kind, name) in members
+
+
+def _pattern(glob_pattern: str) -> re.Pattern:
+    """A path glob as a regex: `*` within one component, `**/` any number of directories."""
+    out = ""
+    for token in re.split(r"(\*\*/|\*)", glob_pattern):
+        out += {"**/": "(?:[^/]+/)*", "*": "[^/]*"}.get(token, re.escape(token))
+    return re.compile(out)
+
+
+ALLOWED_PATTERNS = [_pattern(p) for p in ALLOWED_FILES]
+
+
+def test_the_allow_list_is_strict():
+    # The patterns must not let through what build_ignore is there to keep out.
+    for name in ("demo/run.sh", "tests/functional/test_x.py", ".ansible-lint", "ruff.toml", "pytest.ini", "Makefile", "docs/x/y.md", "plugins/x.py"):
+        assert not any(p.fullmatch(name) for p in ALLOWED_PATTERNS), name
+    for name in ("plugins/module_utils/_registry/_http.py", "plugins/module_utils/_copy.py", "roles/mirror/tasks/main.yml"):
+        assert any(p.fullmatch(name) for p in ALLOWED_PATTERNS), name
 
 
 def _largest(artifact: str) -> list[tuple[str, int]]:
@@ -168,11 +219,11 @@ def test_awx_ee_doc_example_makes_a_build_context_that_installs_the_collection(a
 
 
 def test_action_group_holds_every_module_and_each_takes_the_group_wide_options():
-    # docs/awx-ee.md tells users to set these under group/oci.images.images; a module without one would fail there.
+    # docs/awx-ee.md and docs/getting-started.md tell users to set these under group/oci.images.images; a module without one would fail there.
     with open(os.path.join(REPO, "meta", "runtime.yml")) as f:
         group = yaml.safe_load(f)["action_groups"]["images"]
     assert sorted(group) == _plugin_names("modules")
     proc = _run(_tool("ansible-doc"), "--json", *("oci.images." + name for name in group))
     assert proc.returncode == 0, proc.stderr
     for fqcn, entry in json.loads(proc.stdout).items():
-        assert {"auth_file", "timeout", "retries"} <= set(entry["doc"]["options"]), fqcn
+        assert {"auth_file", "timeout", "retries", "validate_certs"} <= set(entry["doc"]["options"]), fqcn
