@@ -230,3 +230,32 @@ def test_group_module_defaults_reach_the_roles_copy_and_prune(registry, source, 
     assert proc.returncode == 0, proc.stdout + proc.stderr
     tags = json.loads(skopeo.skopeo("list-tags", "--tls-verify=false", "docker://%s/defaults/app" % registry.host))["Tags"]
     assert sorted(tags) == ["3.0.0", "3.1.0"]
+
+
+def test_role_with_keep_going_prunes_what_did_copy_and_then_fails_naming_the_repository_that_did_not(registry, source, skopeo, playbook, tmp_path):
+    # A leftover tag in the good repository that the policy drops, and a repository upstream that does not exist.
+    skopeo.copy("docker://%s/role-src/tools:a" % registry.host, "docker://%s/kg/app:0.9.0" % registry.host)
+    spec = json.loads(json.dumps(source))
+    spec[registry.host]["images"] = {"role-src/app": [], "role-src/missing": []}
+    one = inventory(tmp_path, ["worker-a"])
+    extra = {
+        "mirror_sync": spec,
+        "mirror_dest": "%s/kg" % registry.host,
+        "mirror_dest_validate_certs": False,
+        "mirror_keep_going": True,
+        "mirror_prune": {"keep_latest": len(TAGS), "order": "semver"},
+    }
+    run = run_playbook(playbook, extra, inventory=one)
+    assert run.returncode != 0
+    assert "role-src/missing" in run.stdout
+    tags = sorted(json.loads(skopeo.skopeo("list-tags", "--tls-verify=false", "docker://%s/kg/app" % registry.host))["Tags"])
+    assert tags == sorted(TAGS)  # copied, and 0.9.0 pruned although another repository failed
+
+
+def test_role_failure_without_keep_going_names_the_roles_variable(registry, source, playbook, tmp_path):
+    spec = json.loads(json.dumps(source))
+    spec[registry.host]["images"] = {"role-src/tools": ["a", "nope", "b"]}
+    extra = {"mirror_sync": spec, "mirror_dest": "%s/kgoff" % registry.host, "mirror_dest_validate_certs": False, "mirror_parallel": 1}
+    run = run_playbook(playbook, extra, inventory=inventory(tmp_path, ["worker-a"]))
+    assert run.returncode != 0
+    assert "set mirror_keep_going" in run.stdout and "set keep_going" not in run.stdout.replace("set mirror_keep_going", "")
