@@ -148,7 +148,14 @@ def test_prune_check_mode_predicts_exactly_the_real_run(registry, tmp_path, skop
         image = "docker://%s/%s" % (proxy.host, repo)
         check = delete(image, check=True, diff=True, prune=policy)
         assert not check.failed, check.output
-        assert proxy.writes() == []
+        # Check mode's one request with a write verb: the probe whether deletes are allowed, a DELETE of a digest no
+        # manifest has (the registry answers 404 and changes nothing).
+        writes = proxy.writes()
+        assert len(writes) == 1 and writes[0][0] == "DELETE", writes
+        probed = writes[0][1].rsplit("/", 1)[1]
+        assert probed not in digests.values()
+        with pytest.raises(skopeo.SkopeoFailed, match="manifest unknown"):
+            skopeo.inspect_raw("docker://%s/%s@%s" % (registry.host, repo, probed))
         real = delete(image, prune=policy)
         assert not real.failed, real.output
 
