@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import astuple
 
 from .._errors import Unsupported
 from .._options import ConnectionOptions
@@ -24,7 +23,7 @@ def registry_client(registry: str, options: ConnectionOptions):
     """
     from .._registry._client import RegistryClient
 
-    key = (registry, astuple(options))
+    key = (registry, options.identity())
     with _clients_lock:
         client = _clients.get(key)
         if client is None:

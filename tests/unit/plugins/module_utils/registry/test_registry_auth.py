@@ -174,16 +174,51 @@ def test_registry_token_is_sent_as_bearer(token_registry, token_image):
 def test_auth_file_order_follows_containers_auth_json(tmp_path, monkeypatch, isolated_credentials):
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
     home = str(isolated_credentials)
-    assert auth_file_candidates(ConnectionOptions()) == [
-        str(tmp_path / "run" / "containers" / "auth.json"),
+    fallbacks = [
         os.path.join(home, ".config", "containers", "auth.json"),
         os.path.join(home, ".docker", "config.json"),
+        os.path.join(home, ".dockercfg"),
     ]
+    assert auth_file_candidates(ConnectionOptions()) == [str(tmp_path / "run" / "containers" / "auth.json"), *fallbacks]
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "dock"))
     monkeypatch.setenv("REGISTRY_AUTH_FILE", str(tmp_path / "env-auth.json"))
-    assert auth_file_candidates(ConnectionOptions()) == [str(tmp_path / "env-auth.json"), str(tmp_path / "dock" / "config.json")]
-    assert auth_file_candidates(ConnectionOptions(auth_file=str(tmp_path / "opt.json")))[0] == str(tmp_path / "opt.json")
+    # REGISTRY_AUTH_FILE (or auth_file) replaces the primary file; the others are still read after it.
+    after_primary = [str(tmp_path / "cfg" / "containers" / "auth.json"), str(tmp_path / "dock" / "config.json"), os.path.join(home, ".dockercfg")]
+    assert auth_file_candidates(ConnectionOptions()) == [str(tmp_path / "env-auth.json"), *after_primary]
+    assert auth_file_candidates(ConnectionOptions(auth_file=str(tmp_path / "opt.json"))) == [str(tmp_path / "opt.json"), *after_primary]
+
+
+def test_without_xdg_runtime_dir_the_primary_file_is_run_containers_uid(tmp_path):
+    env = {"HOME": str(tmp_path / "home"), "OCI_IMAGES_TEST_RUN_DIR": str(tmp_path / "run")}
+    assert auth_file_candidates(ConnectionOptions(), env, uid=0)[0] == str(tmp_path / "run" / "containers" / "0" / "auth.json")
+    assert auth_file_candidates(ConnectionOptions(), env, uid=1000)[0] == str(tmp_path / "run" / "containers" / "1000" / "auth.json")
+    assert auth_file_candidates(ConnectionOptions(), {"HOME": str(tmp_path)}, uid=0)[0] == "/run/containers/0/auth.json"
+
+
+def test_credentials_podman_wrote_as_root_are_found(tmp_path):
+    env = {"HOME": str(tmp_path / "home"), "OCI_IMAGES_TEST_RUN_DIR": str(tmp_path / "run")}
+    _write_json(tmp_path / "run" / "containers" / str(os.getuid()) / "auth.json", {"auths": {"reg.example": _auth_entry("podman", "p")}})
+    _write_json(tmp_path / "home" / ".config" / "containers" / "auth.json", {"auths": {"reg.example": _auth_entry("config", "c")}})
+    creds = find_credentials("reg.example", "team/app", ConnectionOptions(), env)
+    assert (creds.username, creds.password) == ("podman", "p")
+
+
+def test_legacy_dockercfg_is_read_last(tmp_path):
+    env = {"HOME": str(tmp_path), "OCI_IMAGES_TEST_RUN_DIR": str(tmp_path / "run")}
+    # ~/.dockercfg has the registry keys at the top level, as Docker wrote it before config.json.
+    _write_json(tmp_path / ".dockercfg", {"https://reg.example/v1/": _auth_entry("legacy", "l"), "other.example": _auth_entry("o", "o")})
+    creds = find_credentials("reg.example", "team/app", ConnectionOptions(), env)
+    assert (creds.username, creds.password) == ("legacy", "l")
+    _write_json(tmp_path / ".docker" / "config.json", {"auths": {"reg.example": _auth_entry("docker", "d")}})
+    assert find_credentials("reg.example", "team/app", ConnectionOptions(), env).username == "docker"
+
+
+def test_auth_file_option_falls_back_to_the_other_files(tmp_path):
+    env = {"HOME": str(tmp_path), "OCI_IMAGES_TEST_RUN_DIR": str(tmp_path / "run")}
+    option_file = _write_json(tmp_path / "opt.json", {"auths": {"other.example": _auth_entry("o", "o")}})
+    _write_json(tmp_path / ".docker" / "config.json", {"auths": {"reg.example": _auth_entry("docker", "d")}})
+    assert find_credentials("reg.example", None, ConnectionOptions(auth_file=option_file), env).username == "docker"
 
 
 def test_earlier_auth_file_wins(tmp_path, monkeypatch, isolated_credentials):
