@@ -11,7 +11,7 @@ import json
 import os
 
 import pytest
-from ansible_run import run_module
+from ansible_run import isolated_auth_env, run_module
 from images import build_image
 
 pytestmark = pytest.mark.timeout(600)
@@ -25,17 +25,7 @@ def b64(user: str, password: str) -> str:
 
 @pytest.fixture
 def isolated(tmp_path) -> dict:
-    """No user's auth files; ``/run`` is ``tmp_path/run``."""
-    home = tmp_path / "home"
-    home.mkdir()
-    return {
-        "HOME": str(home),
-        "REGISTRY_AUTH_FILE": "",
-        "XDG_RUNTIME_DIR": "",
-        "XDG_CONFIG_HOME": "",
-        "DOCKER_CONFIG": "",
-        "OCI_IMAGES_TEST_RUN_DIR": str(tmp_path / "run"),
-    }
+    return isolated_auth_env(tmp_path)
 
 
 @pytest.fixture(scope="module")

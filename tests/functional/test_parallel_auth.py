@@ -14,7 +14,7 @@ import json
 import uuid
 
 import pytest
-from ansible_run import run_playbook
+from ansible_run import isolated_auth_env, run_playbook
 from images import build_image
 
 pytestmark = pytest.mark.timeout(600)
@@ -41,20 +41,6 @@ def upstream(registry, tmp_path_factory, skopeo):
 @pytest.fixture(params=["basic_registry", "token_registry"])
 def dest_registry(request):
     return request.getfixturevalue(request.param)
-
-
-def isolated_env(tmp_path) -> dict:
-    """No user's auth files: credentials come only from the task's options or the auth file the test writes."""
-    home = tmp_path / "home"
-    home.mkdir(exist_ok=True)
-    return {
-        "HOME": str(home),
-        "REGISTRY_AUTH_FILE": "",
-        "XDG_RUNTIME_DIR": "",
-        "XDG_CONFIG_HOME": "",
-        "DOCKER_CONFIG": "",
-        "OCI_IMAGES_TEST_RUN_DIR": str(tmp_path / "run"),
-    }
 
 
 def write_auth_file(tmp_path, reg) -> str:
@@ -141,7 +127,7 @@ def test_every_parallel_path_logs_in_without_failures(dest_registry, upstream, t
             tasks.append({"name": name, "oci.images.image_info": info, "register": name, "ignore_errors": True})
             names.append(name)
 
-    results = run_tasks(tmp_path, tasks, names, isolated_env(tmp_path))
+    results = run_tasks(tmp_path, tasks, names, isolated_auth_env(tmp_path))
 
     problems = []
     copies = 0
@@ -178,6 +164,6 @@ def test_fifty_parallel_copies_in_one_task_all_log_in(dest_registry, upstream, t
         "retries": 1,
     }
     task = {"name": "stress", "oci.images.image_copy": args, "register": "stress", "ignore_errors": True}
-    result = run_tasks(tmp_path, [task], ["stress"], isolated_env(tmp_path))["stress"]
+    result = run_tasks(tmp_path, [task], ["stress"], isolated_auth_env(tmp_path))["stress"]
     assert failures_of(result) == []
     assert (result["copied"], result["failed_count"], len(result["results"])) == (STRESS_COPIES, 0, STRESS_COPIES)
