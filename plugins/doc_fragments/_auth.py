@@ -26,10 +26,11 @@ options:
   auth_file:
     description:
       - Path of a C(containers-auth.json) or Docker C(config.json) file to read credentials from.
-      - When not set, the file C(REGISTRY_AUTH_FILE) names is read, or when that is not set either
-        C(${XDG_RUNTIME_DIR}/containers/auth.json) and then C(${XDG_CONFIG_HOME}/containers/auth.json) (default C(~/.config)).
-      - Docker's C(${DOCKER_CONFIG}/config.json) (default C(~/.docker/config.json)) is read last in every case. The first file
-        with an entry for the registry wins.
+      - Files are searched in this order, first match wins, as podman and skopeo do (see C(containers-auth.json(5))).
+        This file, else C(REGISTRY_AUTH_FILE), else C(${XDG_RUNTIME_DIR}/containers/auth.json), or without C(XDG_RUNTIME_DIR)
+        C(/run/containers/UID/auth.json) (where podman run as root logs in).
+        Then C(${XDG_CONFIG_HOME:-~/.config}/containers/auth.json), C(${DOCKER_CONFIG}/config.json) or C(~/.docker/config.json),
+        and Docker's legacy C(~/.dockercfg).
       - Entries are matched most specific first (C(host/namespace/repo), then its namespaces, then C(host));
         C(credHelpers) and C(credsStore) helpers are run with the server name on standard input.
     type: path

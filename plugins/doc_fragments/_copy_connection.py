@@ -10,7 +10,9 @@ class ModuleDocFragment:
     DOCUMENTATION = r"""
 options:
   src_username:
-    description: User name for the source registry. Without it, credentials are looked up like podman and skopeo do (see O(auth_file)).
+    description:
+      - User name for the source registry.
+      - Without it, credentials are looked up like podman and skopeo do (see O(src_auth_file) and O(auth_file)).
     type: str
   src_password:
     description: Password or access token for O(src_username).
@@ -34,7 +36,9 @@ options:
     description: PEM private key of O(src_client_cert).
     type: path
   dest_username:
-    description: User name for the destination registry. Without it, credentials are looked up like podman and skopeo do (see O(auth_file)).
+    description:
+      - User name for the destination registry.
+      - Without it, credentials are looked up like podman and skopeo do (see O(dest_auth_file) and O(auth_file)).
     type: str
   dest_password:
     description: Password or access token for O(dest_username).
@@ -77,10 +81,22 @@ options:
     default: true
   auth_file:
     description:
-      - Path of a C(containers-auth.json) or Docker C(config.json) file to read credentials from, for both sides.
-      - When not set, the file C(REGISTRY_AUTH_FILE) names is read, or when that is not set either
-        C(${XDG_RUNTIME_DIR}/containers/auth.json) and then C(${XDG_CONFIG_HOME}/containers/auth.json) (default C(~/.config)).
-      - Docker's C(${DOCKER_CONFIG}/config.json) (default C(~/.docker/config.json)) is read last in every case. The first file
-        with an entry for the registry wins.
+      - Path of a C(containers-auth.json) or Docker C(config.json) file to read credentials from, for both sides,
+        unless O(src_auth_file) or O(dest_auth_file) names another for its side.
+      - Files are searched in this order, first match wins, as podman and skopeo do (see C(containers-auth.json(5))).
+        This file, else C(REGISTRY_AUTH_FILE), else C(${XDG_RUNTIME_DIR}/containers/auth.json), or without C(XDG_RUNTIME_DIR)
+        C(/run/containers/UID/auth.json) (where podman run as root logs in).
+        Then C(${XDG_CONFIG_HOME:-~/.config}/containers/auth.json), C(${DOCKER_CONFIG}/config.json) or C(~/.docker/config.json),
+        and Docker's legacy C(~/.dockercfg).
+    type: path
+  src_auth_file:
+    description:
+      - Auth file for the source registry (like C(skopeo copy --src-authfile)), searched first as O(auth_file) is.
+      - When not set, O(auth_file) applies.
+    type: path
+  dest_auth_file:
+    description:
+      - Auth file for the destination registry (like C(skopeo copy --dest-authfile)), searched first as O(auth_file) is.
+      - When not set, O(auth_file) applies.
     type: path
 """

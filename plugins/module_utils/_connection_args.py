@@ -36,6 +36,8 @@ def connection_argument_spec(prefixes: tuple[str, ...] = ("",)) -> dict:
             # A side's validate_certs falls back to the unprefixed one, so module_defaults for the
             # whole action group (group/oci.images.images: validate_certs: false) reach both sides.
             spec[prefix + "validate_certs"] = {"type": "bool"}
+            # Each side may read its own auth file (skopeo's --src-authfile/--dest-authfile); auth_file is the fallback.
+            spec[prefix + "auth_file"] = {"type": "path"}
     if any(prefixes):
         spec["validate_certs"] = dict(_PER_SIDE["validate_certs"])
     for name, entry in _SHARED.items():
@@ -64,7 +66,7 @@ def connection_options(params: dict, prefix: str = "") -> ConnectionOptions:
         username=params.get(prefix + "username"),
         password=params.get(prefix + "password"),
         registry_token=params.get(prefix + "registry_token"),
-        auth_file=params.get("auth_file"),
+        auth_file=params.get(prefix + "auth_file") or params.get("auth_file"),
         validate_certs=_validate_certs(params, prefix),
         ca_cert=params.get(prefix + "ca_cert"),
         client_cert=params.get(prefix + "client_cert"),

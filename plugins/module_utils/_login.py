@@ -18,7 +18,7 @@ from typing import Any
 
 from ._errors import AuthenticationFailed, InvalidReference, LocalFormatError
 from ._options import ConnectionOptions
-from ._registry._auth import normalize_auth_key
+from ._registry._auth import normalize_auth_key, runtime_auth_file
 
 # Fields of an auths entry that carry a credential; a new login replaces all of them.
 CREDENTIAL_FIELDS = ("auth", "identitytoken", "registrytoken", "username", "password")
@@ -42,16 +42,17 @@ class LoginResult:
         return {"before": {"registries": self.before}, "after": {"registries": self.after}}
 
 
-def default_auth_file(env: dict[str, str] | None = None) -> str:
-    """The file ``podman login`` writes: REGISTRY_AUTH_FILE, else ``$XDG_RUNTIME_DIR/containers/auth.json``, else the config home's."""
+def default_auth_file(env: dict[str, str] | None = None, uid: int | None = None) -> str:
+    """The file ``podman login`` writes: REGISTRY_AUTH_FILE, else ``$XDG_RUNTIME_DIR/containers/auth.json``, else (as root) ``/run/containers/0/auth.json``."""
     env = os.environ if env is None else env
     if env.get("REGISTRY_AUTH_FILE"):
         return os.path.expanduser(env["REGISTRY_AUTH_FILE"])
     runtime_dir = env.get("XDG_RUNTIME_DIR")
-    if runtime_dir and os.path.isdir(runtime_dir):
-        return os.path.join(runtime_dir, "containers", "auth.json")
-    # podman (as root, without XDG_RUNTIME_DIR) would use /run/containers/UID/auth.json; this file is the
-    # next one podman and skopeo read, and the one this collection reads too, so every reader finds the login.
+    uid = os.getuid() if uid is None else uid
+    if (runtime_dir and os.path.isdir(runtime_dir)) or (not runtime_dir and uid == 0):
+        return runtime_auth_file(env, uid)
+    # A runtime directory that does not exist (podman refuses to log in then), or a user without one (podman
+    # would make one): the config home's file is the next one podman, skopeo and this collection read.
     config_home = env.get("XDG_CONFIG_HOME") or os.path.join(env.get("HOME") or os.path.expanduser("~"), ".config")
     return os.path.join(config_home, "containers", "auth.json")
 

@@ -164,6 +164,9 @@ def sync_pairs(
         if credentials:
             options.username = credentials.get("username")
             options.password = credentials.get("password")
+            if options.secret_sink is not None and options.password:
+                # A password in a sync YAML is free-form data to Ansible: the module masks it through the sink.
+                options.secret_sink(str(options.password))
         if "tls-verify" in entry:
             options.validate_certs = bool(entry["tls-verify"])
         if entry.get("cert-dir"):

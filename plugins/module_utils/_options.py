@@ -4,7 +4,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
+from typing import Callable
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_RETRIES = 3
@@ -26,6 +27,13 @@ class ConnectionOptions:
     timeout: float = DEFAULT_TIMEOUT
     retries: int = DEFAULT_RETRIES
     daemon_host: str | None = None
+    # Called with each secret read from free-form data (auth files, credential helpers, token servers),
+    # so a module can add it to its no_log values. Not part of what makes two option sets equal.
+    secret_sink: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
+
+    def identity(self) -> tuple:
+        """The values that make two option sets equal (what a shared client is keyed on); never the secret sink."""
+        return tuple(getattr(self, f.name) for f in fields(self) if f.compare)
 
     def __repr__(self) -> str:
         # Never show secrets, even in a traceback or debug output.

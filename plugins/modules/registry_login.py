@@ -59,9 +59,11 @@ options:
       - When not set, the file C(podman login) uses on Linux
         C($REGISTRY_AUTH_FILE) when that variable is set,
         else C(${XDG_RUNTIME_DIR}/containers/auth.json) when C(XDG_RUNTIME_DIR) is set and that directory exists,
+        else, as root without C(XDG_RUNTIME_DIR), C(/run/containers/0/auth.json),
         else C(${XDG_CONFIG_HOME:-~/.config}/containers/auth.json).
-      - The last one differs from podman run as root without C(XDG_RUNTIME_DIR), which writes C(/run/containers/0/auth.json);
-        C(~/.config/containers/auth.json) is read by podman, skopeo and this collection alike.
+      - C(/run) is emptied at every boot, as podman's own login there is; set O(auth_file) for a login that lasts.
+      - The last one is for a runtime directory that does not exist (podman refuses to log in then) and for a user other
+        than root without C(XDG_RUNTIME_DIR); podman, skopeo and this collection all read it after the runtime file.
       - A Docker C(config.json) works too; an existing entry keeps the key spelling it has there
         (such as C(https://index.docker.io/v1/) for Docker Hub).
       - When the path is a symbolic link, the file it points to is changed.

@@ -132,18 +132,9 @@ def first_rig(tmp_path_factory, skopeo):
     mirror.stop()
 
 
-# Until parallel first requests to a registry that wants credentials stop racing on its challenge (the strict xfail
-# test_mirror_role.py::test_parallel_copies_from_a_basic_auth_registry), the examples copy one image at a time here.
-# Drop ONE_AT_A_TIME when that test passes: the examples then run exactly as written.
-ONE_AT_A_TIME = {
-    "first-playbook.yml": ("  module_defaults:\n", "  module_defaults:\n    oci.images.image_copy:\n      parallel_images: 1\n"),
-    "mirror-with-role.yml": ("mirror_parallel: 8", "mirror_parallel: 1"),
-}
-
-
 def _first_playbook(tmp_path, rig, drop: str = "") -> str:
     hosts = {"registry.example.com": rig["upstream"].host, "mirror.example.com": rig["mirror"].host}
-    path = example("first-playbook.yml", tmp_path, dict([ONE_AT_A_TIME["first-playbook.yml"]], **hosts))
+    path = example("first-playbook.yml", tmp_path, hosts)
     if drop:
         with open(path) as f:
             text = f.read()
@@ -344,7 +335,7 @@ def test_mirror_role_example_splits_prunes_and_then_changes_nothing(role_rig, tm
     path = example(
         "mirror-with-role.yml",
         tmp_path,
-        dict([ONE_AT_A_TIME["mirror-with-role.yml"]], **{"/etc/mirror/sync.yaml": str(sync), "registry.example.com/mirror": "%s/mirror" % mirror.host}),
+        {"/etc/mirror/sync.yaml": str(sync), "registry.example.com/mirror": "%s/mirror" % mirror.host},
     )
     secrets = {"vault_upstream_password": UPSTREAM_PASSWORD, "vault_mirror_password": MIRROR_PASSWORD}
     env = machine(tmp_path, "workers", home)
@@ -388,7 +379,6 @@ def test_mirror_role_readme_example(role_rig, tmp_path, skopeo):
         "quay.io": upstream.host,
         "registry.example.com/mirror": "%s/readme" % mirror.host,
         "/etc/pki/mirror-ca.pem": mirror.ca_cert,
-        "        mirror_slice: true\n": "        mirror_slice: true\n        mirror_parallel: 1\n",  # see ONE_AT_A_TIME
     }.items():
         assert old in block, old
         block = block.replace(old, new)

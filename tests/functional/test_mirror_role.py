@@ -166,8 +166,6 @@ def test_role_takes_credentials_and_a_ca_for_each_side(fresh_registry, skopeo, p
         "mirror_dest_password": dest.password,
         "mirror_dest_ca_cert": dest.ca_cert,
         "mirror_prune": {"keep_latest": 2, "order": "semver"},
-        # One image at a time: parallel copies from a registry with Basic auth race on its challenge (see the xfail below).
-        "mirror_parallel": 1,
     }
     # No credential file anywhere: what the role is given is all there is.
     (tmp_path / "run").mkdir()
@@ -199,12 +197,6 @@ def test_role_takes_credentials_and_a_ca_for_each_side(fresh_registry, skopeo, p
         assert secret not in failed.stdout + failed.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Authenticator.answer (plugins/module_utils/_registry/_auth.py, basic branch) decides that Basic credentials were "
-    "already sent from the challenge another thread stored, not from the request that got the 401: concurrent first requests "
-    "to a Basic-auth registry fail with 'rejected the credentials'",
-)
 def test_parallel_copies_from_a_basic_auth_registry(fresh_registry, skopeo, tmp_path):
     src = fresh_registry("basic", username="reader", password="src-Secret-1")
     layout = str(tmp_path / "layout")

@@ -11,7 +11,7 @@ import subprocess
 import textwrap
 
 import pytest
-from ansible_run import run_module, run_playbook
+from ansible_run import isolated_auth_env, run_module, run_playbook
 from images import build_image
 
 pytestmark = pytest.mark.timeout(600)
@@ -27,9 +27,7 @@ def _auth(user: str, password: str) -> str:
 @pytest.fixture
 def isolated(tmp_path) -> dict:
     """An environment where only the files a test writes hold credentials (no user's auth.json or docker config)."""
-    home = tmp_path / "home"
-    home.mkdir()
-    return {"HOME": str(home), "REGISTRY_AUTH_FILE": "", "XDG_RUNTIME_DIR": "", "XDG_CONFIG_HOME": "", "DOCKER_CONFIG": ""}
+    return isolated_auth_env(tmp_path)
 
 
 def _cert_dir(reg, directory) -> str:

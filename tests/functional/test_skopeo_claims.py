@@ -303,9 +303,8 @@ def test_authentication_registry_auth_file_takes_the_place_of_the_runtime_file(c
         assert credential_places({"REGISTRY_AUTH_FILE": "good", "config": "bad", "home-docker": "bad"}, ("REGISTRY_AUTH_FILE",), tool), tool
         assert not credential_places({"REGISTRY_AUTH_FILE": "empty", "runtime": "good"}, ("REGISTRY_AUTH_FILE",), tool), tool
         assert credential_places({"REGISTRY_AUTH_FILE": "empty", "home-docker": "good"}, ("REGISTRY_AUTH_FILE",), tool), tool
-    # The one difference (docs/authentication.md): skopeo still reads the config-home file, the modules do not.
-    assert credential_places({"REGISTRY_AUTH_FILE": "empty", "config": "good"}, ("REGISTRY_AUTH_FILE",), "skopeo")
-    assert not credential_places({"REGISTRY_AUTH_FILE": "empty", "config": "good"}, ("REGISTRY_AUTH_FILE",), "module")
+        # An explicit file replaces only the first one: the config-home file is still read after it (containers-auth.json(5)).
+        assert credential_places({"REGISTRY_AUTH_FILE": "empty", "config": "good"}, ("REGISTRY_AUTH_FILE",), tool), tool
 
 
 def test_authentication_a_skopeo_login_is_used_by_the_modules(basic_registry, private, tmp_path):

@@ -62,6 +62,24 @@ def ansible_env(extra: dict | None = None) -> dict:
     return env
 
 
+def isolated_auth_env(tmp_path) -> dict:
+    """Environment with no user's auth files (HOME is ``tmp_path/home``) and ``tmp_path/run`` standing in for /run.
+
+    Credentials then come only from what a test gives or writes; podman's root login file
+    (``/run/containers/0/auth.json``) is ``tmp_path/run/containers/0/auth.json``.
+    """
+    home = os.path.join(str(tmp_path), "home")
+    os.makedirs(home, exist_ok=True)
+    return {
+        "HOME": home,
+        "REGISTRY_AUTH_FILE": "",
+        "XDG_RUNTIME_DIR": "",
+        "XDG_CONFIG_HOME": "",
+        "DOCKER_CONFIG": "",
+        "OCI_IMAGES_TEST_RUN_DIR": os.path.join(str(tmp_path), "run"),
+    }
+
+
 def run_module(
     module: str, args: dict, check: bool = False, diff: bool = False, verbosity: int = 0, env: dict | None = None, timeout: float = 300
 ) -> ModuleRun:

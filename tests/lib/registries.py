@@ -142,7 +142,14 @@ class Registry:
     """A running ``docker-registry serve`` on 127.0.0.1; a context manager that stops it."""
 
     def __init__(
-        self, workdir: str, kind: str = "plain", username: str | None = None, password: str | None = None, token_server=None, ca: TestCA | None = None
+        self,
+        workdir: str,
+        kind: str = "plain",
+        username: str | None = None,
+        password: str | None = None,
+        token_server=None,
+        ca: TestCA | None = None,
+        client_ca: TestCA | None = None,
     ):
         if kind not in KINDS:
             raise ValueError("kind must be one of %s" % ", ".join(KINDS))
@@ -156,6 +163,9 @@ class Registry:
         self.log_path = os.path.join(workdir, "registry.log")
         self.ca: TestCA | None = ca
         self.ca_cert: str | None = ca.cert_path if ca else None
+        # With TLS: only clients showing a certificate signed by this CA are served (mutual TLS).
+        self.client_ca = client_ca
+        self._probe_cert = client_ca.issue("ready-probe", client=True) if client_ca else None
         self._server_cert: tuple[str, str] | None = None
         self.port = 0
         self._process: subprocess.Popen | None = None
@@ -191,7 +201,8 @@ class Registry:
                 self.ca_cert = self.ca.cert_path
             if self._server_cert is None:
                 self._server_cert = self.ca.issue("registry")
-            lines.append("  tls: {certificate: %s, key: %s}" % self._server_cert)
+            clientcas = ", clientcas: [%s]" % self.client_ca.cert_path if self.client_ca else ""
+            lines.append("  tls: {certificate: %s, key: %s%s}" % (*self._server_cert, clientcas))
         if self.kind == "basic":
             htpasswd = os.path.join(self.workdir, "htpasswd")
             with open(htpasswd, "w") as f:
@@ -224,6 +235,8 @@ class Registry:
 
     def _wait_ready(self) -> bool:
         context = ssl.create_default_context(cafile=self.ca_cert) if self.ca_cert else None
+        if context is not None and self._probe_cert:
+            context.load_cert_chain(*self._probe_cert)
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -277,8 +290,13 @@ class Registry:
         return "Registry(kind=%r, url=%r)" % (self.kind, self.url)
 
 
-def start_registry(workdir: str, kind: str = "plain", username: str = "tester", password: str = "s3cret-pass", token_server=None) -> Registry:
-    """Start a registry of ``kind`` in ``workdir``; for ``token`` a token server is started too unless given."""
+def start_registry(
+    workdir: str, kind: str = "plain", username: str = "tester", password: str = "s3cret-pass", token_server=None, mutual_tls: bool = False
+) -> Registry:
+    """Start a registry of ``kind`` in ``workdir``; for ``token`` a token server is started too unless given.
+
+    ``mutual_tls``: only clients with a certificate from the registry's CA (``registry.ca.issue(name, client=True)``) are served.
+    """
     os.makedirs(workdir, exist_ok=True)
     ca = make_test_ca(os.path.join(workdir, "pki")) if kind != "plain" else None
     owns_token_server = False
@@ -289,7 +307,7 @@ def start_registry(workdir: str, kind: str = "plain", username: str = "tester", 
         token_server = start_token_server(os.path.join(workdir, "token"), users={username: password}, ca=ca)
         owns_token_server = True
     with_user = kind in ("basic", "token")
-    registry = Registry(workdir, kind, username if with_user else None, password if with_user else None, token_server, ca)
+    registry = Registry(workdir, kind, username if with_user else None, password if with_user else None, token_server, ca, ca if mutual_tls else None)
     try:
         registry.start()
     except Exception:

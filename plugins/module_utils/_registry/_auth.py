@@ -5,7 +5,8 @@
 Credentials are found as podman and skopeo find them (containers-auth.json(5)):
 explicit options, then auth files, then Docker's config, with credential helpers.
 Challenges (``WWW-Authenticate``) are answered with Basic credentials or a Bearer
-token fetched from the realm and cached per scope until it expires.
+token fetched from the realm and cached per scope until it expires. One Authenticator
+serves every thread of a process, so what a request sent is tracked per request.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ import re
 import shutil
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from .._commands import run_command
 from .._errors import AuthenticationFailed, ConnectionFailure, OCIError, PermissionDenied
@@ -80,21 +82,42 @@ class Credentials:
         return "Basic " + base64.b64encode(raw).decode("ascii")
 
 
-def auth_file_candidates(options: ConnectionOptions, env: dict[str, str] | None = None) -> list[str]:
-    """The auth files consulted, in order (containers-auth.json(5))."""
+# Tests set this to a temporary directory that stands in for /run, so they never touch the real one.
+RUN_DIR_ENV = "OCI_IMAGES_TEST_RUN_DIR"
+# Docker's file from before config.json: registry keys at the top level, no "auths" around them.
+LEGACY_DOCKER_FILE = ".dockercfg"
+
+SecretSink = Callable[[str], None]
+HelperRunner = Callable[[str, str, str], "Credentials | None"]
+
+
+def _home(env: Mapping[str, str]) -> str:
+    return env.get("HOME") or os.path.expanduser("~")
+
+
+def runtime_auth_file(env: Mapping[str, str] | None = None, uid: int | None = None) -> str:
+    """podman's primary (read/write) file: ``${XDG_RUNTIME_DIR}/containers/auth.json``, else ``/run/containers/UID/auth.json``."""
     env = os.environ if env is None else env
-    home = env.get("HOME") or os.path.expanduser("~")
-    paths = []
+    if env.get("XDG_RUNTIME_DIR"):
+        return os.path.join(env["XDG_RUNTIME_DIR"], "containers", "auth.json")
+    return os.path.join(env.get(RUN_DIR_ENV) or "/run", "containers", str(os.getuid() if uid is None else uid), "auth.json")
+
+
+def auth_file_candidates(options: ConnectionOptions, env: Mapping[str, str] | None = None, uid: int | None = None) -> list[str]:
+    """The auth files consulted, in order (containers-auth.json(5)).
+
+    The primary file (``auth_file``, else ``REGISTRY_AUTH_FILE``, else podman's runtime file), then
+    ``${XDG_CONFIG_HOME:-~/.config}/containers/auth.json``, Docker's ``config.json`` and the legacy ``~/.dockercfg``.
+    """
+    env = os.environ if env is None else env
+    home = _home(env)
     user_file = options.auth_file or env.get("REGISTRY_AUTH_FILE")
-    if user_file:
-        paths.append(os.path.expanduser(user_file))
-    elif env.get("XDG_RUNTIME_DIR"):
-        paths.append(os.path.join(env["XDG_RUNTIME_DIR"], "containers", "auth.json"))
-    if not user_file:
-        config_home = env.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
-        paths.append(os.path.join(config_home, "containers", "auth.json"))
+    paths = [os.path.expanduser(user_file) if user_file else runtime_auth_file(env, uid)]
+    config_home = env.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
+    paths.append(os.path.join(config_home, "containers", "auth.json"))
     docker_config = env.get("DOCKER_CONFIG")
     paths.append(os.path.join(docker_config, "config.json") if docker_config else os.path.join(home, ".docker", "config.json"))
+    paths.append(os.path.join(home, LEGACY_DOCKER_FILE))
     return paths
 
 
@@ -109,9 +132,19 @@ def _lookup_keys(registry: str, repository: str | None) -> list[str]:
     return keys
 
 
-def _decode_auth(entry: dict[str, Any], source: str) -> Credentials | None:
+def _report(sink: SecretSink | None, *secrets: str | None) -> None:
+    """Hand each secret read from a file, a helper or a token server to ``sink`` (the module's no_log values)."""
+    if sink is None:
+        return
+    for secret in secrets:
+        if secret:
+            sink(secret)
+
+
+def _decode_auth(entry: dict[str, Any], source: str, sink: SecretSink | None = None) -> Credentials | None:
     token = entry.get("identitytoken")
     encoded = entry.get("auth")
+    _report(sink, token if isinstance(token, str) else None, encoded if isinstance(encoded, str) else None)
     username = password = None
     if encoded:
         try:
@@ -123,6 +156,7 @@ def _decode_auth(entry: dict[str, Any], source: str) -> Credentials | None:
             raise AuthenticationFailed("the auth entry in %s does not have the form user:password" % source, None)
     elif entry.get("username"):
         username, password = entry.get("username"), entry.get("password")
+    _report(sink, password)
     if token:
         return Credentials(username=username, identity_token=token, source=source)
     if username:
@@ -130,7 +164,7 @@ def _decode_auth(entry: dict[str, Any], source: str) -> Credentials | None:
     return None
 
 
-def run_credential_helper(helper: str, server: str, source: str) -> Credentials | None:
+def run_credential_helper(helper: str, server: str, source: str, sink: SecretSink | None = None) -> Credentials | None:
     """Ask ``docker-credential-HELPER get`` for ``server`` (sent on stdin, never argv); None if it has none."""
     program = "docker-credential-%s" % helper
     path = shutil.which(program)
@@ -152,6 +186,7 @@ def run_credential_helper(helper: str, server: str, source: str) -> Credentials 
     username, secret = answer.get("Username"), answer.get("Secret")
     if not secret:
         return None
+    _report(sink, secret)
     origin = "credential helper %s" % program
     if username == "<token>":
         return Credentials(identity_token=secret, source=origin)
@@ -162,7 +197,9 @@ def _helper_server(registry: str) -> str:
     return DOCKER_HUB_LEGACY_KEY if registry == DOCKER_HUB else registry
 
 
-def _credentials_from_file(path: str, registry: str, repository: str | None) -> Credentials | None:
+def _credentials_from_file(
+    path: str, registry: str, repository: str | None, sink: SecretSink | None = None, run_helper: HelperRunner | None = None
+) -> Credentials | None:
     try:
         with open(path, "rb") as f:
             content = json.loads(f.read().decode("utf-8") or "{}")
@@ -172,22 +209,35 @@ def _credentials_from_file(path: str, registry: str, repository: str | None) -> 
         raise AuthenticationFailed("cannot read auth file %s: %s" % (path, exc.__class__.__name__)) from None
     if not isinstance(content, dict):
         raise AuthenticationFailed("auth file %s is not a JSON object" % path)
-    helpers = content.get("credHelpers") or {}
+    if run_helper is None:
+
+        def run_helper(helper: str, server: str, source: str) -> Credentials | None:
+            return run_credential_helper(helper, server, source, sink)
+
+    legacy = os.path.basename(path) == LEGACY_DOCKER_FILE
+    helpers = {} if legacy else content.get("credHelpers") or {}
     for key, helper in helpers.items():
         if normalize_auth_key(key) == registry:
-            return run_credential_helper(helper, _helper_server(registry), path)
-    auths = {normalize_auth_key(k): v for k, v in (content.get("auths") or {}).items() if isinstance(v, dict)}
+            return run_helper(helper, _helper_server(registry), path)
+    entries = content if legacy else content.get("auths") or {}
+    auths = {normalize_auth_key(k): v for k, v in entries.items() if isinstance(v, dict)}
     for key in _lookup_keys(registry, repository):
         if key in auths:
-            creds = _decode_auth(auths[key], "%s (%s)" % (path, key))
+            creds = _decode_auth(auths[key], "%s (%s)" % (path, key), sink)
             if creds is not None:
                 return creds
-    if content.get("credsStore"):
-        return run_credential_helper(content["credsStore"], _helper_server(registry), path)
+    if not legacy and content.get("credsStore"):
+        return run_helper(content["credsStore"], _helper_server(registry), path)
     return None
 
 
-def find_credentials(registry: str, repository: str | None, options: ConnectionOptions, env: dict[str, str] | None = None) -> Credentials | None:
+def find_credentials(
+    registry: str,
+    repository: str | None,
+    options: ConnectionOptions,
+    env: Mapping[str, str] | None = None,
+    run_helper: HelperRunner | None = None,
+) -> Credentials | None:
     """Credentials for ``registry``/``repository``: options first, then the auth files in order."""
     if options.registry_token:
         return Credentials(registry_token=options.registry_token, source="registry_token")
@@ -195,7 +245,7 @@ def find_credentials(registry: str, repository: str | None, options: ConnectionO
         return Credentials(username=options.username, password=options.password, source="username/password")
     registry = normalize_auth_key(registry)
     for path in auth_file_candidates(options, env):
-        creds = _credentials_from_file(path, registry, repository)
+        creds = _credentials_from_file(path, registry, repository, options.secret_sink, run_helper)
         if creds is not None:
             return creds
     return None
@@ -238,96 +288,187 @@ def repository_scope(repository: str, actions: str) -> str:
     return "repository:%s:%s" % (repository, actions)
 
 
+def _scope_key(scopes: list[str]) -> str:
+    return " ".join(sorted(scopes))
+
+
 @dataclass
 class _Token:
     value: str
     expires: float
 
 
+@dataclass
+class AuthAttempt:
+    """One request's authentication: what its last send carried, so a 401 is judged for this request alone.
+
+    Shared state ("a challenge was seen", "a token is cached") says nothing about what a request that
+    started earlier in another thread sent; only this record does.
+    """
+
+    repository: str | None
+    scopes: list[str]
+    sent: str | None = None  # None (nothing), "basic", "bearer" or "registry_token"
+    token: str | None = None  # the Bearer token sent
+    refreshed: bool = False  # credentials were refused once and tried again
+    probing: bool = False  # this request is finding out what the registry asks for; others wait for it
+
+
 class Authenticator:
-    """Answers a registry's challenges for one registry host and caches Bearer tokens per scope."""
+    """Answers one registry's challenges for every thread of a process; caches credentials and Bearer tokens.
+
+    The first request goes out alone: others wait until its answer tells whether and how the registry
+    wants credentials, so one challenge is answered once. A token per scope is fetched by one thread
+    while the others wait for it. A request whose credentials were refused is retried once with a fresh
+    challenge (and a fresh token) before the refusal is final.
+    """
 
     def __init__(self, registry: str, http: Any, options: ConnectionOptions, env: dict[str, str] | None = None):
         self.registry = registry
         self.http = http
         self.options = options
         self._env = env
-        self._credentials: dict[str | None, Credentials | None] = {}
-        self._challenge: Challenge | None = None
-        self._tokens: dict[str, _Token] = {}
         self._lock = threading.Lock()
+        self._credentials: dict[str | None, Credentials | None] = {}
+        self._helper_answers: dict[tuple[str, str], Credentials | None] = {}
+        # One lock per credential lookup, helper call and token scope: the work is done once, the others wait.
+        self._once_locks: dict[tuple, threading.Lock] = {}
+        self._challenge: Challenge | None = None
+        self._probe_started = False
+        self._probe_done = threading.Event()
+        self._tokens: dict[str, _Token] = {}
+
+    def _once(self, kind: str, item: Any, cache: dict, compute: Callable[[], Any]) -> Any:
+        """``cache[item]``, computed by one thread while any other thread asking for it waits."""
+        with self._lock:
+            if item in cache:
+                return cache[item]
+            lock = self._once_locks.setdefault((kind, item), threading.Lock())
+        with lock:
+            with self._lock:
+                if item in cache:
+                    return cache[item]
+            value = compute()
+            with self._lock:
+                cache[item] = value
+            return value
 
     # --- credentials -------------------------------------------------------------------------
     def credentials(self, repository: str | None) -> Credentials | None:
-        if repository not in self._credentials:
-            self._credentials[repository] = find_credentials(self.registry, repository, self.options, self._env)
-        return self._credentials[repository]
+        """The credentials for ``repository``, looked up once however many threads ask."""
+        return self._once(
+            "credentials",
+            repository,
+            self._credentials,
+            lambda: find_credentials(self.registry, repository, self.options, self._env, self._run_helper),
+        )
+
+    def _run_helper(self, helper: str, server: str, source: str) -> Credentials | None:
+        # Every repository of a registry gets the same answer from a helper: ask it once.
+        return self._once(
+            "helper",
+            (helper, server),
+            self._helper_answers,
+            lambda: run_credential_helper(helper, server, source, self.options.secret_sink),
+        )
 
     def looked_in(self) -> str:
         return ", ".join(auth_file_candidates(self.options, self._env))
 
-    # --- headers -----------------------------------------------------------------------------
-    def headers(self, repository: str | None, scopes: list[str]) -> dict[str, str]:
-        """Authorization headers for a request, using what the registry asked for last time."""
-        creds = self.credentials(repository)
+    # --- one request -------------------------------------------------------------------------
+    def attempt(self, repository: str | None, scopes: list[str]) -> AuthAttempt:
+        return AuthAttempt(repository, list(scopes))
+
+    def authorize(self, attempt: AuthAttempt) -> dict[str, str]:
+        """Authorization headers for the next send of ``attempt``, as the registry asked; records what they carry."""
+        creds = self.credentials(attempt.repository)
+        attempt.sent, attempt.token = None, None
         if creds is not None and creds.registry_token:
+            attempt.sent = "registry_token"
             return {"Authorization": "Bearer " + creds.registry_token}
-        challenge = self._challenge
+        challenge = self._known_challenge(attempt)
         if challenge is None:
             return {}
         if challenge.scheme == "basic":
-            return {"Authorization": creds.basic_header()} if creds is not None and creds.has_basic else {}
-        if challenge.scheme == "bearer":
-            token = self._cached_token(scopes)
-            if token is None:
-                token = self._fetch_token(repository, scopes, challenge)
-            return {"Authorization": "Bearer " + token}
-        return {}
+            if creds is None or not creds.has_basic:
+                return {}
+            attempt.sent = "basic"
+            return {"Authorization": creds.basic_header()}
+        attempt.sent = "bearer"
+        attempt.token = self._token(attempt.repository, attempt.scopes, challenge)
+        return {"Authorization": "Bearer " + attempt.token}
 
-    def _cached_token(self, scopes: list[str]) -> str | None:
-        key = " ".join(sorted(scopes))
+    def _known_challenge(self, attempt: AuthAttempt) -> Challenge | None:
+        """The registry's challenge; None while unknown. Only the first request goes out without knowing."""
         with self._lock:
-            token = self._tokens.get(key)
-            if token is not None and token.expires > time.time():
-                return token.value
-        return None
+            if self._challenge is not None or self._probe_done.is_set():
+                return self._challenge
+            if not self._probe_started:
+                self._probe_started = True
+                attempt.probing = True
+                return None
+        # Bounded: if the first request hangs, the others go out without credentials and answer their own 401.
+        self._probe_done.wait(max(float(self.options.timeout), 1.0))
+        with self._lock:
+            return self._challenge
 
-    def answer(self, response: Any, repository: str | None, scopes: list[str]) -> list[str] | None:
-        """Take a 401: remember the challenge, fetch what it needs. Returns the scopes to retry with, or None to give up."""
+    def settle(self, attempt: AuthAttempt) -> None:
+        """The first request has its answer (or failed): let the waiting requests go."""
+        if attempt.probing:
+            attempt.probing = False
+            self._probe_done.set()
+
+    def answer(self, response: Any, attempt: AuthAttempt) -> bool:
+        """Take a 401 for ``attempt``: remember the challenge and say whether to send again (``attempt`` says with what)."""
         challenges = parse_www_authenticate(response.headers.get("WWW-Authenticate"))
         supported = [c for c in challenges if c.scheme in ("bearer", "basic")]
-        if not supported:
-            return None
+        if not supported or attempt.sent == "registry_token":
+            return False
         challenge = supported[0]
-        creds = self.credentials(repository)
-        if creds is not None and creds.registry_token:
-            return None
-        if challenge.scheme == "basic":
-            had = self._challenge is not None and self._challenge.scheme == "basic"
+        with self._lock:
             self._challenge = challenge
-            if creds is None or not creds.has_basic or had:
-                return None
-            return scopes
-        previous = self._challenge
-        self._challenge = challenge
+        if challenge.scheme == "basic":
+            creds = self.credentials(attempt.repository)
+            if creds is None or not creds.has_basic:
+                return False
+            return attempt.sent != "basic" or self._once_more(attempt)
         asked = challenge.params.get("scope")
         if challenge.params.get("error") == "insufficient_scope" and asked:
-            new_scopes = sorted(set(scopes) | set(asked.split(" ")))
-            if new_scopes == sorted(scopes) and previous is not None and previous.scheme == "bearer":
-                return None
-            self._forget(scopes)
-            self._fetch_token(repository, new_scopes, challenge)
-            return new_scopes
-        if previous is not None and previous.scheme == "bearer" and self._cached_token(scopes) is not None:
-            # We already sent a fresh token for this scope and it was refused.
-            self._forget(scopes)
-            return None
-        self._fetch_token(repository, scopes, challenge)
-        return scopes
+            wider = sorted(set(attempt.scopes) | set(asked.split(" ")))
+            if wider != sorted(attempt.scopes):
+                attempt.scopes = wider
+                return True
+        return attempt.sent != "bearer" or self._once_more(attempt)
 
-    def _forget(self, scopes: list[str]) -> None:
+    def _once_more(self, attempt: AuthAttempt) -> bool:
+        """Credentials this request sent were refused: try once more with a fresh token, then it is a rejection."""
+        if attempt.refreshed:
+            return False
+        attempt.refreshed = True
+        if attempt.token is not None:
+            key = _scope_key(attempt.scopes)
+            with self._lock:
+                # Another thread may have replaced the token already: drop only the one that was refused.
+                cached = self._tokens.get(key)
+                if cached is not None and cached.value == attempt.token:
+                    del self._tokens[key]
+        return True
+
+    # --- tokens ------------------------------------------------------------------------------
+    def _token(self, repository: str | None, scopes: list[str], challenge: Challenge) -> str:
+        """A valid token for ``scopes``: cached, or fetched by one thread while the others wait."""
+        key = _scope_key(scopes)
         with self._lock:
-            self._tokens.pop(" ".join(sorted(scopes)), None)
+            cached = self._tokens.get(key)
+            if cached is not None and cached.expires > time.time():
+                return cached.value
+            lock = self._once_locks.setdefault(("token", key), threading.Lock())
+        with lock:
+            with self._lock:
+                cached = self._tokens.get(key)
+                if cached is not None and cached.expires > time.time():
+                    return cached.value
+            return self._fetch_token(repository, scopes, challenge)
 
     def _fetch_token(self, repository: str | None, scopes: list[str], challenge: Challenge) -> str:
         realm = challenge.params.get("realm")
@@ -361,8 +502,11 @@ class Authenticator:
                 body = response.json()
             except ValueError:
                 raise AuthenticationFailed("token server %s for registry %s did not answer with JSON" % (realm, self.registry), self.registry) from None
+        if not isinstance(body, dict):
+            raise AuthenticationFailed("token server %s for registry %s did not answer with a JSON object" % (realm, self.registry), self.registry)
         value = body.get("token") or body.get("access_token")
-        if not value:
+        _report(self.options.secret_sink, *(v for v in (body.get("token"), body.get("access_token"), body.get("refresh_token")) if isinstance(v, str)))
+        if not value or not isinstance(value, str):
             raise AuthenticationFailed("token server %s for registry %s returned no token" % (realm, self.registry), self.registry)
         try:
             lifetime = int(body.get("expires_in") or DEFAULT_TOKEN_LIFETIME)
@@ -370,7 +514,7 @@ class Authenticator:
             lifetime = DEFAULT_TOKEN_LIFETIME
         lifetime = max(lifetime - TOKEN_EXPIRY_MARGIN, 1) if lifetime > TOKEN_EXPIRY_MARGIN else lifetime
         with self._lock:
-            self._tokens[" ".join(sorted(scopes))] = _Token(value, time.time() + lifetime)
+            self._tokens[_scope_key(scopes)] = _Token(value, time.time() + lifetime)
         return value
 
     # --- errors ------------------------------------------------------------------------------

@@ -217,30 +217,34 @@ class RegistryClient:
         scopes = ([repository_scope(repository, actions)] if repository else []) + list(extra_scopes or [])
         extra_headers = kwargs.pop("headers", None) or {}
         what = kwargs.pop("what", None)
-        for _round in range(3):
-            headers = dict(extra_headers)
-            url = self.http.url(path)
-            if self.http.is_own_url(url) or "://" not in path:
-                headers.update(self.auth.headers(repository, scopes))
-            response = self.http.request(method, path, headers=headers, **kwargs)
-            if response.status_code == 403:
-                _code, detail = registry_errors(response)
+        body = kwargs.get("data")
+        replayable = body is None or isinstance(body, (bytes, str, dict, list))
+        own = self.http.is_own_url(self.http.url(path)) or "://" not in path
+        attempt = self.auth.attempt(repository, scopes)
+        try:
+            # Sends: without credentials (challenge unknown), with them, with a wider scope, once more after a refusal.
+            for _round in range(4):
+                headers = dict(extra_headers)
+                if own:
+                    headers.update(self.auth.authorize(attempt))
+                response = self.http.request(method, path, headers=headers, **kwargs)
+                if response.status_code == 403:
+                    _code, detail = registry_errors(response)
+                    response.close()
+                    raise self.auth.denied(repository, what, " (%s)" % detail)
+                if response.status_code != 401:
+                    return response
                 response.close()
-                raise self.auth.denied(repository, what, " (%s)" % detail)
-            if response.status_code != 401:
-                return response
-            body = kwargs.get("data")
-            replayable = body is None or isinstance(body, (bytes, str, dict, list))
-            retry_scopes = self.auth.answer(response, repository, scopes) if replayable else None
-            if retry_scopes is None:
-                response.close()
-                challenge = response.headers.get("WWW-Authenticate") or ""
-                if "insufficient_scope" in challenge and self.auth.credentials(repository) is not None:
-                    raise self.auth.denied(repository, what, " (insufficient_scope)")
-                raise self.auth.rejected(repository, what)
-            response.close()
-            scopes = retry_scopes
-        raise self.auth.rejected(repository, what)
+                retry = own and replayable and self.auth.answer(response, attempt)
+                self.auth.settle(attempt)  # the challenge is known now: requests waiting for it may go
+                if not retry:
+                    challenge = response.headers.get("WWW-Authenticate") or ""
+                    if "insufficient_scope" in challenge and self.auth.credentials(repository) is not None:
+                        raise self.auth.denied(repository, what, " (insufficient_scope)")
+                    raise self.auth.rejected(repository, what)
+            raise self.auth.rejected(repository, what)
+        finally:
+            self.auth.settle(attempt)
 
     def _error(self, response: Any, what: str, action: str) -> Exception:
         code, detail = registry_errors(response)

@@ -10,7 +10,6 @@ ends them all (their connections and any file they made) when the task is done.
 from __future__ import annotations
 
 import threading
-from dataclasses import fields
 
 from .._options import ConnectionOptions
 from .._reference import DEFAULT_REGISTRY
@@ -22,7 +21,7 @@ _lock = threading.Lock()
 
 def _key(registry: str, options: ConnectionOptions) -> tuple:
     # Fields that do not change how the registry is reached (callbacks) are left out.
-    return (registry, *tuple(getattr(options, f.name) for f in fields(options) if f.compare))
+    return (registry, options.identity())
 
 
 def registry_client(registry: str | None, options: ConnectionOptions) -> RegistryClient:

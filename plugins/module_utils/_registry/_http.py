@@ -13,7 +13,8 @@ from __future__ import annotations
 import email.utils
 import glob
 import os
-import tempfile
+import ssl
+import threading
 import time
 import traceback
 from typing import Any
@@ -33,6 +34,42 @@ try:
 except ImportError:
     HAS_REQUESTS = False
     REQUESTS_IMPORT_ERROR = traceback.format_exc()
+
+if HAS_REQUESTS:
+
+    class _TrustAdapter(HTTPAdapter):
+        """An adapter whose TLS connections use one SSLContext: the system roots plus extra CAs, held in memory."""
+
+        def __init__(self, ssl_context: ssl.SSLContext, **kwargs: Any):
+            self._ssl_context = ssl_context
+            super().__init__(**kwargs)
+
+        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["ssl_context"] = self._ssl_context
+            super().init_poolmanager(*args, **kwargs)
+
+        def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any):
+            proxy_kwargs["ssl_context"] = self._ssl_context
+            return super().proxy_manager_for(proxy, **proxy_kwargs)
+
+    class _Session(requests.Session):
+        """A Session that sends to some hosts through their own adapter (``host_adapters``, by ``host[:port]``)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.host_adapters: dict[str, HTTPAdapter] = {}
+
+        def get_adapter(self, url: str):
+            # A lookup, not mount(): mounting while other threads iterate the session's adapters is not safe.
+            parts = urlsplit(url)
+            adapter = self.host_adapters.get(parts.netloc) if parts.scheme.lower() == "https" else None
+            return adapter or super().get_adapter(url)
+
+        def close(self) -> None:
+            super().close()
+            for adapter in list(self.host_adapters.values()):
+                adapter.close()
+            self.host_adapters.clear()
 
 USER_AGENT = "oci.images/%s" % COLLECTION_VERSION
 
@@ -125,8 +162,8 @@ class HttpSession:
         self._certs_d_dirs = certs_d_dirs
         self.scheme: str | None = None
         self._tls_cache: dict[str, tuple[Any, Any]] = {}
-        self._bundles: list[str] = []
-        self.session = requests.Session()
+        self._tls_lock = threading.Lock()
+        self.session = _Session()
         self.session.headers["User-Agent"] = USER_AGENT
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=POOL_MAXSIZE, max_retries=0)
         self.session.mount("https://", adapter)
@@ -159,8 +196,12 @@ class HttpSession:
     # --- TLS ------------------------------------------------------------------------------------
     def _tls_for(self, netloc: str) -> tuple[Any, Any]:
         """(verify, cert) for requests, from the options and the host's certs.d directory."""
-        if netloc in self._tls_cache:
+        with self._tls_lock:
+            if netloc not in self._tls_cache:
+                self._tls_cache[netloc] = self._tls_settings(netloc)
             return self._tls_cache[netloc]
+
+    def _tls_settings(self, netloc: str) -> tuple[Any, Any]:
         own = netloc == self.host
         # An explicit cert_dir (skopeo's --cert-dir, sync's cert-dir) replaces the certs.d lookup for the registry.
         cas, pair = read_cert_dir(self.options.cert_dir) if own and self.options.cert_dir else find_certs_d(netloc, self._certs_d_dirs)
@@ -171,26 +212,31 @@ class HttpSession:
         else:
             cert = pair
         if not self.options.validate_certs:
-            verify: Any = False
-        else:
-            extra = ([self.options.ca_cert] if self.options.ca_cert else []) + cas
-            verify = self._bundle(extra) if extra else True
-        self._tls_cache[netloc] = (verify, cert)
-        return verify, cert
+            return False, cert
+        extra = ([self.options.ca_cert] if self.options.ca_cert else []) + cas
+        if not extra:
+            return True, cert
+        # CAs from certs.d and ca_cert are added to the system roots (as containers/image does), in an
+        # SSLContext of this host's own adapter: no bundle file is written. The client certificate goes
+        # into the same context, so no connection changes it while others use it.
+        self.session.host_adapters[netloc] = _TrustAdapter(self._trust_context(extra, cert), pool_connections=1, pool_maxsize=POOL_MAXSIZE, max_retries=0)
+        return True, None
 
-    def _bundle(self, ca_files: list[str]) -> str:
-        # CAs from certs.d and ca_cert are added to the system roots (as containers/image does), which
-        # requests can only take as one file.
-        parts = []
+    def _trust_context(self, ca_files: list[str], cert: Any) -> ssl.SSLContext:
         default = _default_ca_bundle()
-        for path in ([default] if default and os.path.isfile(default) else []) + ca_files:
-            with open(path, "rb") as f:
-                parts.append(f.read().rstrip(b"\n") + b"\n")
-        fd, path = tempfile.mkstemp(prefix="oci-images-ca-", suffix=".pem")
-        with os.fdopen(fd, "wb") as f:
-            f.write(b"".join(parts))
-        self._bundles.append(path)
-        return path
+        context = ssl.create_default_context(cafile=default) if default and os.path.isfile(default) else ssl.create_default_context()
+        for path in ca_files:
+            try:
+                context.load_verify_locations(cafile=path)
+            except (OSError, ssl.SSLError) as exc:
+                raise TLSFailure("cannot load the CA certificates in %s for registry %s: %s" % (path, self.host, _describe(exc)), self.host) from None
+        if cert:
+            certfile, keyfile = cert if isinstance(cert, tuple) else (cert, None)
+            try:
+                context.load_cert_chain(certfile, keyfile)
+            except (OSError, ssl.SSLError) as exc:
+                raise TLSFailure("cannot load the client certificate %s for registry %s: %s" % (certfile, self.host, _describe(exc)), self.host) from None
+        return context
 
     # --- requests -------------------------------------------------------------------------------
     def budget(self) -> RetryBudget:
@@ -266,12 +312,6 @@ class HttpSession:
 
     def close(self) -> None:
         self.session.close()
-        for path in self._bundles:
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
-        self._bundles = []
         self._tls_cache = {}
 
 

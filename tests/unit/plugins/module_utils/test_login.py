@@ -55,10 +55,21 @@ def test_default_auth_file_falls_back_to_config_home_when_runtime_dir_is_missing
     assert default_auth_file(env) == str(tmp_path / "cfg" / "containers" / "auth.json")
 
 
+def test_default_auth_file_as_root_without_runtime_dir_is_podmans(tmp_path):
+    env = {"HOME": str(tmp_path / "home"), "OCI_IMAGES_TEST_RUN_DIR": str(tmp_path / "run")}
+    assert default_auth_file(env, uid=0) == str(tmp_path / "run" / "containers" / "0" / "auth.json")
+    assert default_auth_file({"HOME": str(tmp_path / "home")}, uid=0) == "/run/containers/0/auth.json"
+    # Another user without a runtime directory: the config home's file, which every reader reads next.
+    assert default_auth_file(env, uid=1000) == str(tmp_path / "home" / ".config" / "containers" / "auth.json")
+
+
 def test_login_without_auth_file_writes_where_the_collection_reads(tmp_path):
-    env = {"HOME": str(tmp_path / "home")}
+    env = {"HOME": str(tmp_path / "home"), "OCI_IMAGES_TEST_RUN_DIR": str(tmp_path / "run")}
     result = ensure_login("registry.example.com", "robot", "pw", verify=False, env=env)
-    assert result.auth_file == str(tmp_path / "home" / ".config" / "containers" / "auth.json")
+    if os.getuid() == 0:
+        assert result.auth_file == str(tmp_path / "run" / "containers" / "0" / "auth.json")
+    else:
+        assert result.auth_file == str(tmp_path / "home" / ".config" / "containers" / "auth.json")
     creds = find_credentials("registry.example.com", "team/app", ConnectionOptions(), env=env)
     assert (creds.username, creds.password) == ("robot", "pw")
 

@@ -107,6 +107,14 @@ def test_sync_names_destinations_like_skopeo():
     assert calls[0] == ("quay.example.com/tools/busybox", "robot", False, "/etc/certs/quay")
 
 
+def test_sync_credentials_password_goes_to_the_secret_sink():
+    spec = {"quay.example.com": {"images": {"team/app": ["1.0"]}, "credentials": {"username": "robot", "password": "sync-S3cret"}}}
+    seen: list[str] = []
+    (pair,) = sync_pairs(spec, "mirror.example.com/m", ConnectionOptions(secret_sink=seen.append), _list_tags([]))
+    assert seen == ["sync-S3cret"]
+    assert pair.src_options.secret_sink == seen.append
+
+
 def test_sync_scoped_and_append_suffix():
     spec = {"quay.example.com": {"images": {"team/app": ["1.0"]}}}
     (pair,) = sync_pairs(spec, "mirror.example.com/m", ConnectionOptions(), _list_tags([]), scoped=True, append_suffix="-mirror")

@@ -174,16 +174,51 @@ def test_registry_token_is_sent_as_bearer(token_registry, token_image):
 def test_auth_file_order_follows_containers_auth_json(tmp_path, monkeypatch, isolated_credentials):
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
     home = str(isolated_credentials)
-    assert auth_file_candidates(ConnectionOptions()) == [
-        str(tmp_path / "run" / "containers" / "auth.json"),
+    fallbacks = [
         os.path.join(home, ".config", "containers", "auth.json"),
         os.path.join(home, ".docker", "config.json"),
+        os.path.join(home, ".dockercfg"),
     ]
+    assert auth_file_candidates(ConnectionOptions()) == [str(tmp_path / "run" / "containers" / "auth.json"), *fallbacks]
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "dock"))
     monkeypatch.setenv("REGISTRY_AUTH_FILE", str(tmp_path / "env-auth.json"))
-    assert auth_file_candidates(ConnectionOptions()) == [str(tmp_path / "env-auth.json"), str(tmp_path / "dock" / "config.json")]
-    assert auth_file_candidates(ConnectionOptions(auth_file=str(tmp_path / "opt.json")))[0] == str(tmp_path / "opt.json")
+    # REGISTRY_AUTH_FILE (or auth_file) replaces the primary file; the others are still read after it.
+    after_primary = [str(tmp_path / "cfg" / "containers" / "auth.json"), str(tmp_path / "dock" / "config.json"), os.path.join(home, ".dockercfg")]
+    assert auth_file_candidates(ConnectionOptions()) == [str(tmp_path / "env-auth.json"), *after_primary]
+    assert auth_file_candidates(ConnectionOptions(auth_file=str(tmp_path / "opt.json"))) == [str(tmp_path / "opt.json"), *after_primary]
+
+
+def test_without_xdg_runtime_dir_the_primary_file_is_run_containers_uid(tmp_path):
+    env = {"HOME": str(tmp_path / "home"), "OCI_IMAGES_TEST_RUN_DIR": str(tmp_path / "run")}
+    assert auth_file_candidates(ConnectionOptions(), env, uid=0)[0] == str(tmp_path / "run" / "containers" / "0" / "auth.json")
+    assert auth_file_candidates(ConnectionOptions(), env, uid=1000)[0] == str(tmp_path / "run" / "containers" / "1000" / "auth.json")
+    assert auth_file_candidates(ConnectionOptions(), {"HOME": str(tmp_path)}, uid=0)[0] == "/run/containers/0/auth.json"
+
+
+def test_credentials_podman_wrote_as_root_are_found(tmp_path):
+    env = {"HOME": str(tmp_path / "home"), "OCI_IMAGES_TEST_RUN_DIR": str(tmp_path / "run")}
+    _write_json(tmp_path / "run" / "containers" / str(os.getuid()) / "auth.json", {"auths": {"reg.example": _auth_entry("podman", "p")}})
+    _write_json(tmp_path / "home" / ".config" / "containers" / "auth.json", {"auths": {"reg.example": _auth_entry("config", "c")}})
+    creds = find_credentials("reg.example", "team/app", ConnectionOptions(), env)
+    assert (creds.username, creds.password) == ("podman", "p")
+
+
+def test_legacy_dockercfg_is_read_last(tmp_path):
+    env = {"HOME": str(tmp_path), "OCI_IMAGES_TEST_RUN_DIR": str(tmp_path / "run")}
+    # ~/.dockercfg has the registry keys at the top level, as Docker wrote it before config.json.
+    _write_json(tmp_path / ".dockercfg", {"https://reg.example/v1/": _auth_entry("legacy", "l"), "other.example": _auth_entry("o", "o")})
+    creds = find_credentials("reg.example", "team/app", ConnectionOptions(), env)
+    assert (creds.username, creds.password) == ("legacy", "l")
+    _write_json(tmp_path / ".docker" / "config.json", {"auths": {"reg.example": _auth_entry("docker", "d")}})
+    assert find_credentials("reg.example", "team/app", ConnectionOptions(), env).username == "docker"
+
+
+def test_auth_file_option_falls_back_to_the_other_files(tmp_path):
+    env = {"HOME": str(tmp_path), "OCI_IMAGES_TEST_RUN_DIR": str(tmp_path / "run")}
+    option_file = _write_json(tmp_path / "opt.json", {"auths": {"other.example": _auth_entry("o", "o")}})
+    _write_json(tmp_path / ".docker" / "config.json", {"auths": {"reg.example": _auth_entry("docker", "d")}})
+    assert find_credentials("reg.example", None, ConnectionOptions(auth_file=option_file), env).username == "docker"
 
 
 def test_earlier_auth_file_wins(tmp_path, monkeypatch, isolated_credentials):
@@ -240,3 +275,73 @@ def test_www_authenticate_parsing_handles_quoted_commas():
     }
     basic, bearer = parse_www_authenticate('Basic realm="x", Bearer realm="y"')
     assert (basic.scheme, basic.params, bearer.scheme, bearer.params) == ("basic", {"realm": "x"}, "bearer", {"realm": "y"})
+
+
+# --- secrets read from free-form data go to the sink -------------------------------------------
+
+
+def test_secret_sink_gets_the_password_and_auth_value_from_an_auth_file(tmp_path):
+    seen: list[str] = []
+    entry = _auth_entry("robot", "file-Pa55word")
+    path = _write_json(tmp_path / "auth.json", {"auths": {"reg.example": entry}})
+    creds = find_credentials("reg.example", "team/app", ConnectionOptions(auth_file=path, secret_sink=seen.append))
+    assert creds.password == "file-Pa55word"
+    assert "file-Pa55word" in seen and entry["auth"] in seen
+    assert "robot" not in seen
+
+
+def test_secret_sink_gets_the_credential_helpers_secret(tmp_path, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    helper = bin_dir / "docker-credential-sinktest"
+    helper.write_text('#!/bin/sh\ncat >/dev/null\nprintf \'{"Username": "robot", "Secret": "helper-S3cret"}\'\n')
+    helper.chmod(helper.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", "%s:%s" % (bin_dir, os.environ["PATH"]))
+    path = _write_json(tmp_path / "config.json", {"credHelpers": {"reg.example": "sinktest"}})
+    seen: list[str] = []
+    creds = find_credentials("reg.example", None, ConnectionOptions(auth_file=path, secret_sink=seen.append))
+    assert creds.password == "helper-S3cret"
+    assert seen == ["helper-S3cret"]
+
+
+def issued_tokens(monkeypatch, token_server) -> list[str]:
+    """Every token the token server signs from now on."""
+    issued: list[str] = []
+    sign = token_server.sign
+
+    def recording(access):
+        issued.append(sign(access))
+        return issued[-1]
+
+    monkeypatch.setattr(token_server, "sign", recording)
+    return issued
+
+
+def test_secret_sink_gets_the_identity_token_and_the_bearer_token_from_the_token_server(token_registry, token_image, tmp_path, monkeypatch):
+    ts = token_registry.token_server
+    ts.identity_tokens["refresh-sink-7"] = token_registry.username
+    path = _write_json(tmp_path / "auth.json", {"auths": {token_registry.host: {"identitytoken": "refresh-sink-7"}}})
+    issued = issued_tokens(monkeypatch, ts)
+    seen: list[str] = []
+    with make_client(token_registry, auth_file=path, secret_sink=seen.append) as client:
+        assert client.get_manifest("auth/app", "1")[2] == token_image.manifest_digest
+    assert "refresh-sink-7" in seen
+    assert issued and all(token in seen for token in issued)
+
+
+def test_secret_sink_gets_the_bearer_token_fetched_with_a_password(token_registry, token_image, monkeypatch):
+    issued = issued_tokens(monkeypatch, token_registry.token_server)
+    seen: list[str] = []
+    with make_client(token_registry, username=token_registry.username, password=token_registry.password, secret_sink=seen.append) as client:
+        assert client.get_manifest("auth/app", "1")[2] == token_image.manifest_digest
+    assert issued and seen == issued
+
+
+def test_secret_sink_is_not_part_of_the_options_identity():
+    from ansible_collections.oci.images.plugins.module_utils._registry._clients import registry_client
+
+    first = ConnectionOptions(username="u", password="p", secret_sink=[].append)
+    second = ConnectionOptions(username="u", password="p", secret_sink=[].append)
+    assert first == second and first.identity() == second.identity()
+    assert registry_client("reg.example", first) is registry_client("reg.example", second)
+    assert "secret_sink" not in repr(first)

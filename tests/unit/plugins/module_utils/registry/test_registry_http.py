@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
+import os
 import shutil
+import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from conftest import make_client
@@ -43,6 +46,37 @@ def test_certs_d_in_home_supplies_the_ca(basic_registry, isolated_credentials):
     shutil.copy(basic_registry.ca_cert, str(certs_dir / "ca.crt"))
     with make_client(basic_registry, ca_cert=None) as client:
         assert client.ping() is True
+
+
+def oci_images_temp_files() -> set[str]:
+    return {name for name in os.listdir(tempfile.gettempdir()) if name.startswith("oci-images")}
+
+
+def test_ca_cert_writes_no_file_and_serves_parallel_requests(basic_registry):
+    before = oci_images_temp_files()
+    with make_client(basic_registry) as client:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            assert list(pool.map(lambda _i: client.ping(), range(16))) == [True] * 16
+        # The CA is in memory: nothing in the temporary directory, even while the client is open.
+        assert oci_images_temp_files() - before == set()
+
+
+def test_unreadable_ca_cert_is_a_tls_failure_naming_it(basic_registry, tmp_path):
+    bad = tmp_path / "not-a-ca.pem"
+    bad.write_text("not a certificate")
+    with make_client(basic_registry, ca_cert=str(bad)) as client, pytest.raises(TLSFailure) as err:
+        client.ping()
+    assert str(bad) in str(err.value) and basic_registry.host in str(err.value)
+
+
+def test_client_certificate_with_ca_cert_passes_mutual_tls(fresh_registry):
+    reg = fresh_registry("tls", mutual_tls=True)
+    cert, key = reg.ca.issue("client", client=True)
+    with make_client(reg, client_cert=cert, client_key=key) as client:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            assert list(pool.map(lambda _i: client.ping(), range(8))) == [True] * 8
+    with make_client(reg) as client, pytest.raises((TLSFailure, ConnectionFailure)):
+        client.ping()
 
 
 def test_certs_d_finds_client_certificate_pair(tmp_path):
