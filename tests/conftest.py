@@ -14,16 +14,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(HERE, "lib"))
 
-from collection_tree import ensure_collection_tree, subprocess_runner  # noqa: E402
+from collection_tree import ensure_collection_tree  # noqa: E402
 
 COLLECTIONS_ROOT = ensure_collection_tree(REPO)
 if COLLECTIONS_ROOT not in sys.path:
     sys.path.insert(0, COLLECTIONS_ROOT)
-
-# In-process tests run module_utils directly: they run programs the way a module's run_command would.
-from ansible_collections.oci.images.plugins.module_utils._commands import set_command_runner  # noqa: E402
-
-set_command_runner(subprocess_runner)
 
 pytest_plugins = [
     "registry_fixtures",

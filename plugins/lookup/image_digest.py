@@ -76,6 +76,8 @@ _raw:
     - sha256:2f9d3ef1f0c4a3a42c4a1d33d3b9f1d4e5c2f7a0e1b2c3d4e5f60718293a4b5c
 """
 
+import subprocess
+
 from ansible.errors import AnsibleError
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.lookup import LookupBase
@@ -83,6 +85,12 @@ from ansible.plugins.lookup import LookupBase
 from ansible_collections.oci.images.plugins.module_utils._deps import missing_libraries
 from ansible_collections.oci.images.plugins.module_utils._errors import OCIError
 from ansible_collections.oci.images.plugins.module_utils._options import DEFAULT_RETRIES, DEFAULT_TIMEOUT, ConnectionOptions
+
+
+def _run_program(args, data=None):
+    """How the lookup runs credential helpers on the controller: the program, its input on stdin, no shell."""
+    proc = subprocess.run(args, input=data, capture_output=True, check=False)
+    return proc.returncode, proc.stdout, proc.stderr
 
 
 class LookupModule(LookupBase):
@@ -106,6 +114,7 @@ class LookupModule(LookupBase):
             client_key=self.get_option("client_key"),
             timeout=DEFAULT_TIMEOUT if timeout is None else float(timeout),
             retries=DEFAULT_RETRIES if retries is None else int(retries),
+            runner=_run_program,
         )
         if options.registry_token and (options.username or options.password):
             raise AnsibleError("oci.images.image_digest: give registry_token or username/password, not both")

@@ -1,31 +1,17 @@
 # Copyright (c) oci.images contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""External programs (credential helpers, podman) run through the caller's command runner.
+"""External programs (credential helpers, podman) run through the runner the caller passes down.
 
-Inside a module that is Ansible's ``module.run_command`` (so Ansible's rules on environment,
-no shell and logging apply); a controller-side plugin or a test installs its own. Arguments are
-always a list; secrets only ever travel on standard input.
+Inside a module the runner is Ansible's ``module.run_command`` (so Ansible's rules on
+environment, no shell and logging apply); a controller-side plugin or a test gives its own. It
+travels in ``ConnectionOptions.runner``: there is no process-wide default. Arguments are always a
+list; secrets only ever travel on standard input.
 """
 
 from __future__ import annotations
 
-import threading
-from typing import Callable, Optional
-
 from ._errors import OCIError
-
-# (args, stdin bytes or None) -> (exit status, stdout bytes, stderr bytes)
-CommandRunner = Callable[[list, Optional[bytes]], tuple[int, bytes, bytes]]
-
-_runner: CommandRunner | None = None
-_lock = threading.Lock()
-
-
-def set_command_runner(runner: CommandRunner | None) -> None:
-    """Install the function that runs programs for this process."""
-    global _runner
-    with _lock:
-        _runner = runner
+from ._options import CommandRunner
 
 
 def module_command_runner(module) -> CommandRunner:
@@ -38,12 +24,10 @@ def module_command_runner(module) -> CommandRunner:
     return run
 
 
-def run_command(args: list, data: bytes | None = None) -> tuple[int, bytes, bytes]:
-    """Run ``args`` (a list, never a shell string) with ``data`` on stdin."""
-    with _lock:
-        runner = _runner
+def run_command(runner: CommandRunner | None, args: list, data: bytes | None = None) -> tuple[int, bytes, bytes]:
+    """Run ``args`` (a list, never a shell string) with ``data`` on stdin, through ``runner``."""
     if runner is None:
-        raise OCIError("%s: no command runner is installed in this process (call set_command_runner first)" % args[0])
+        raise OCIError("%s: no command runner was given to run it (the caller passes one in its connection options)" % args[0])
     try:
         return runner(list(args), data)
     except OSError as exc:

@@ -1,7 +1,8 @@
 # Copyright (c) oci.images contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """What every module does first: its argument spec with the connection options, the constraints,
-the check for missing libraries, and the command runner.
+the check for missing libraries; then each side's connection options with the module's command
+runner and secret sink.
 
 The module passes ``AnsibleModule`` and ``missing_required_lib`` in, so module_utils stay free of
 Ansible imports and testable without it.
@@ -9,9 +10,12 @@ Ansible imports and testable without it.
 
 from __future__ import annotations
 
-from ._commands import module_command_runner, set_command_runner
-from ._connection_args import connection_argument_spec, connection_constraints, daemon_argument_spec
+from dataclasses import replace
+
+from ._commands import module_command_runner
+from ._connection_args import connection_argument_spec, connection_constraints, connection_options, daemon_argument_spec
 from ._deps import REQUIRED, missing_libraries
+from ._options import ConnectionOptions
 
 
 def start_module(
@@ -42,5 +46,19 @@ def start_module(
     module = module_class(argument_spec=spec, supports_check_mode=True, mutually_exclusive=exclusive, required_together=together, **kwargs)
     for library, error in missing_libraries(libraries):
         module.fail_json(msg=missing_required_lib(library), exception=error)
-    set_command_runner(module_command_runner(module))
     return module
+
+
+def side_options(module, prefix: str = "") -> ConnectionOptions:
+    """The connection options of one side, with the module's command runner and its no_log values as the secret sink.
+
+    Every secret the collection reads from free-form data (an auth file, a credential helper's answer, a token,
+    a password in a sync spec) is added to ``module.no_log_values`` the moment it is read, so Ansible hides it
+    in every result, warning and message, at any verbosity.
+    """
+    return with_module(module, connection_options(module.params, prefix))
+
+
+def with_module(module, options: ConnectionOptions) -> ConnectionOptions:
+    """``options`` running programs through ``module`` and reporting secrets to it."""
+    return replace(options, runner=module_command_runner(module), secret_sink=module.no_log_values.add)

@@ -5,7 +5,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Callable
+from typing import Callable, Optional
+
+# Runs a program: (args, stdin bytes or None) -> (exit status, stdout bytes, stderr bytes).
+CommandRunner = Callable[[list, Optional[bytes]], "tuple[int, bytes, bytes]"]
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_RETRIES = 3
@@ -30,9 +33,12 @@ class ConnectionOptions:
     # Called with each secret read from free-form data (auth files, credential helpers, token servers),
     # so a module can add it to its no_log values. Not part of what makes two option sets equal.
     secret_sink: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
+    # Runs external programs (credential helpers, podman): a module's run_command, a plugin's or a test's own.
+    # Passed down with the options instead of living in a global, so every caller states how programs run.
+    runner: CommandRunner | None = field(default=None, compare=False, repr=False)
 
     def identity(self) -> tuple:
-        """The values that make two option sets equal (what a shared client is keyed on); never the secret sink."""
+        """The values that make two option sets equal (what a shared client is keyed on); never the callbacks."""
         return tuple(getattr(self, f.name) for f in fields(self) if f.compare)
 
     def __repr__(self) -> str:

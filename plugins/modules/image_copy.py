@@ -382,9 +382,8 @@ results:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.oci.images.plugins.module_utils._connection_args import connection_options
 from ansible_collections.oci.images.plugins.module_utils._errors import OCIError
-from ansible_collections.oci.images.plugins.module_utils._module_setup import start_module
+from ansible_collections.oci.images.plugins.module_utils._module_setup import side_options, start_module
 
 SIDES = ("src_", "dest_")
 
@@ -441,8 +440,8 @@ def main() -> None:
         module.fail_json(msg="dest is required with src, sync or sync_file")
     if params["referrers"] and (params["format"] or params["platforms"] or params["multi_arch"] == "system"):
         module.fail_json(msg="referrers name their subject by digest: they cannot stay attached with format, platforms or multi_arch: system")
-    src_options = connection_options(params, "src_")
-    dest_options = connection_options(params, "dest_")
+    src_options = side_options(module, "src_")
+    dest_options = side_options(module, "dest_")
     try:
         options = CopyOptions(
             multi_arch=params["multi_arch"],

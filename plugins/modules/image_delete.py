@@ -222,9 +222,8 @@ method:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.oci.images.plugins.module_utils._connection_args import connection_options
 from ansible_collections.oci.images.plugins.module_utils._errors import OCIError
-from ansible_collections.oci.images.plugins.module_utils._module_setup import start_module
+from ansible_collections.oci.images.plugins.module_utils._module_setup import side_options, start_module
 
 
 def main() -> None:
@@ -266,7 +265,7 @@ def main() -> None:
                 keep_newer_than=parse_duration(rules["keep_newer_than"], "prune.keep_newer_than") if rules["keep_newer_than"] is not None else None,
                 keep_tags=rules["keep_tags"],
             )
-        result = delete_image(reference, connection_options(params), DeleteRequest(prune=prune, method=params["method"]), check_mode=module.check_mode)
+        result = delete_image(reference, side_options(module), DeleteRequest(prune=prune, method=params["method"]), check_mode=module.check_mode)
     except OCIError as exc:
         module.fail_json(msg=exc.msg)
     if result["errors"]:

@@ -361,9 +361,8 @@ image:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.oci.images.plugins.module_utils._connection_args import connection_options
 from ansible_collections.oci.images.plugins.module_utils._errors import NotFound, OCIError
-from ansible_collections.oci.images.plugins.module_utils._module_setup import start_module
+from ansible_collections.oci.images.plugins.module_utils._module_setup import side_options, start_module
 
 
 def main() -> None:
@@ -396,7 +395,7 @@ def main() -> None:
     try:
         reference = parse_reference(params["image"])
         platform = parse_platform(params["platform"]) if params["platform"] else None
-        with open_source(reference, connection_options(params)) as source:
+        with open_source(reference, side_options(module)) as source:
             if params["footprint"]:
                 from ansible_collections.oci.images.plugins.module_utils._footprint import reference_footprint
 
@@ -428,7 +427,7 @@ def _footprint_of(module, params, parse_reference, open_source) -> None:
     try:
         references = [parse_reference(text) for text in params["footprint_of"]]
         with ExitStack() as stack:
-            sources = [stack.enter_context(open_source(reference, connection_options(params))) for reference in references]
+            sources = [stack.enter_context(open_source(reference, side_options(module))) for reference in references]
             result, missing = references_footprint(sources)
     except OCIError as exc:
         module.fail_json(msg=exc.msg)

@@ -142,10 +142,9 @@ auth_file:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.oci.images.plugins.module_utils._connection_args import connection_options
 from ansible_collections.oci.images.plugins.module_utils._deps import missing_libraries
 from ansible_collections.oci.images.plugins.module_utils._errors import OCIError
-from ansible_collections.oci.images.plugins.module_utils._module_setup import start_module
+from ansible_collections.oci.images.plugins.module_utils._module_setup import side_options, start_module
 from ansible_collections.oci.images.plugins.module_utils._options import DEFAULT_RETRIES, DEFAULT_TIMEOUT
 
 
@@ -187,7 +186,7 @@ def main() -> None:
                 params["username"],
                 params["password"],
                 auth_file=params["auth_file"],
-                options=connection_options(params),
+                options=side_options(module),
                 verify=params["verify"],
                 check_mode=module.check_mode,
             )

@@ -19,7 +19,6 @@ from collection_tree import ensure_collection_tree, subprocess_runner  # noqa: E
 sys.path.insert(0, ensure_collection_tree(os.path.dirname(os.path.dirname(HERE))))
 
 from ansible_collections.oci.images.plugins.module_utils._batch import BatchOptions, Selection, resolve_batch, run_batch  # noqa: E402
-from ansible_collections.oci.images.plugins.module_utils._commands import set_command_runner  # noqa: E402
 from ansible_collections.oci.images.plugins.module_utils._copy import CopyOptions  # noqa: E402
 from ansible_collections.oci.images.plugins.module_utils._options import ConnectionOptions  # noqa: E402
 from ansible_collections.oci.images.plugins.module_utils._registry._clients import close_clients  # noqa: E402
@@ -34,14 +33,13 @@ def main() -> int:
     parser.add_argument("--parallel", type=int, default=6)
     parser.add_argument("--parallel-images", type=int, default=4)
     args = parser.parse_args()
-    set_command_runner(subprocess_runner)
     if args.images:
         with open(args.images) as handle:
             selection = Selection(images=json.load(handle))
     else:
         selection = Selection(src=args.src, dest=args.dest, tags={"include": args.include} if args.include else None)
     # The batch engine image_copy runs: same pool, blob ledger, results.
-    side = ConnectionOptions(validate_certs=False)
+    side = ConnectionOptions(validate_certs=False, runner=subprocess_runner)
     try:
         batch = resolve_batch(selection, side)
         summary = run_batch(batch, side, CopyOptions(parallel=args.parallel), BatchOptions(parallel_images=args.parallel_images))

@@ -104,3 +104,33 @@ def test_lookup_takes_its_tls_settings_from_the_environment(registry, fresh_regi
     (tmp_path / "play.yml").write_text((tmp_path / "play.yml").read_text().replace("retries=0", "retries=0, validate_certs=true"))
     proc = run_playbook(str(tmp_path / "play.yml"), plain, env={"OCI_IMAGES_VALIDATE_CERTS": "false"})
     assert proc.returncode != 0
+
+
+def test_lookup_asks_a_credential_helper_on_the_controller(basic_registry, skopeo, tmp_path):
+    """The helper runs through the runner the lookup passes down (there is no process-wide one to forget)."""
+    image = build_image(str(tmp_path / "layout"), ref="v1", layer_sizes=(1024,), seed=83)
+    creds = "%s:%s" % (basic_registry.username, basic_registry.password)
+    skopeo.copy(image["reference"], "docker://%s/lookup/helped:1" % basic_registry.host, "--dest-creds", creds)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    asked = tmp_path / "asked"
+    helper = bin_dir / "docker-credential-testhelper"
+    helper.write_text(
+        "#!/bin/sh\n"
+        'cat > "%s"\n'
+        'printf \'{"ServerURL": "%s", "Username": "%s", "Secret": "%s"}\'\n' % (asked, basic_registry.host, basic_registry.username, basic_registry.password)
+    )
+    helper.chmod(0o755)
+    auth = tmp_path / "auth.json"
+    auth.write_text('{"credHelpers": {"%s": "testhelper"}}' % basic_registry.host)
+    (tmp_path / "play.yml").write_text(
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+        "    - ansible.builtin.debug:\n"
+        "        msg: \"pinned={{ lookup('oci.images.image_digest', ref, auth_file=auth, ca_cert=ca) }}\"\n"
+    )
+    env = {"PATH": "%s:%s" % (bin_dir, os.environ.get("PATH", ""))}
+    extra = {"ref": "docker://%s/lookup/helped:1" % basic_registry.host, "auth": str(auth), "ca": basic_registry.ca_cert}
+    proc = run_playbook(str(tmp_path / "play.yml"), extra, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "pinned=%s" % image["manifest_digest"] in proc.stdout
+    assert asked.read_text() == basic_registry.host  # the server name came on stdin

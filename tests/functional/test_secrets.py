@@ -241,3 +241,70 @@ def test_engine_commands_never_carry_credentials(basic_registry, image, tmp_path
     assert reg.password not in seen and b64(reg.username, reg.password) not in seen
     assert reg.password not in run.output + json.dumps(run.result)
     assert shutil.which("podman", path=path) == str(wrapper)
+
+
+# --- secrets inside free-form data: sync specs, sync files, role variables, helpers' answers ----------------------------
+
+
+def _sync_spec(reg, password: str) -> dict:
+    return {reg.host: {"images": {REPOSITORY: ["sync"]}, "credentials": {"username": reg.username, "password": password}}}
+
+
+@pytest.mark.parametrize("wrong", [False, True], ids=["right-credentials", "wrong-credentials"])
+@pytest.mark.parametrize("kind", ["basic", "token"])
+def test_a_password_inside_a_sync_spec_or_sync_file_is_never_printed(kind, wrong, basic_registry, token_registry, registry, secrets, image, tmp_path):
+    reg = basic_registry if kind == "basic" else token_registry
+    run_module("image_copy", {"src": "oci:%s:1" % image["layout"], "dest": "docker://%s/%s:sync" % (reg.host, REPOSITORY), **_creds(reg, False, "dest_")})
+    spec = _sync_spec(reg, WRONG_PASSWORD if wrong else reg.password)
+    sync_file = tmp_path / "sync.yaml"
+    sync_file.write_text(json.dumps(spec))  # JSON is YAML
+    # src_ca_cert reaches the spec's registry (and its token server); the credentials come from the spec.
+    common = {"dest": "%s/secret-sync-%s" % (registry.host, kind), "dest_validate_certs": False, "src_ca_cert": reg.ca_cert, "retries": 0}
+    runs = [
+        run_module("image_copy", dict(common, sync=spec), verbosity=4),
+        run_module("image_copy", dict(common, sync_file=str(sync_file)), verbosity=4, check=True),
+        run_module("image_copy", dict(common, sync_file=str(sync_file)), verbosity=4),
+    ]
+    assert [run.failed for run in runs] == [wrong] * 3, [run.result.get("msg") for run in runs]
+    _assert_no_secret(runs, secrets)
+    if not wrong:
+        # The spec was really passed and used: the password is hidden, the rest of the spec is shown.
+        assert reg.username in runs[0].output and "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER" in runs[0].output
+
+
+def test_role_variables_and_a_credential_helpers_answer_are_never_printed(basic_registry, registry, secrets, image, tmp_path):
+    from ansible_run import run_playbook
+
+    reg = basic_registry
+    run_module("image_copy", {"src": "oci:%s:1" % image["layout"], "dest": "docker://%s/%s:role" % (reg.host, REPOSITORY), **_creds(reg, False, "dest_")})
+    spec = {reg.host: {"images": {REPOSITORY: ["role"]}}}
+    role_vars = {
+        "mirror_sync": spec,
+        "mirror_dest": "%s/secret-role" % registry.host,
+        "mirror_dest_validate_certs": False,
+        "mirror_src_username": reg.username,
+        "mirror_src_password": reg.password,
+        "mirror_src_ca_cert": reg.ca_cert,
+    }
+    # In the play, as a vault would give them (Ansible itself echoes -e on its command line at -vvvv).
+    play = tmp_path / "play.yml"
+    play.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False, "vars": role_vars, "roles": [{"role": "oci.images.mirror"}]}]))
+    role_run = run_playbook(str(play), verbosity=4)
+    assert role_run.returncode == 0, role_run.stdout[-3000:]
+    text = role_run.stdout + role_run.stderr
+    leaks = [line for line in text.splitlines() if secrets.scan(line)]
+    assert leaks == []
+
+    # A credential helper's answer: the secret comes from a program, never from the task's arguments.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    helper = bin_dir / "docker-credential-secrettest"
+    helper.write_text('#!/bin/sh\ncat >/dev/null\nprintf \'{"Username": "%s", "Secret": "%s"}\'\n' % (reg.username, reg.password))
+    helper.chmod(0o755)
+    auth = tmp_path / "helper-auth.json"
+    auth.write_text(json.dumps({"credHelpers": {reg.host: "secrettest"}}))
+    env = {"PATH": "%s:%s" % (bin_dir, os.environ.get("PATH", ""))}
+    args = {"image": "docker://%s/%s:role" % (reg.host, REPOSITORY), "auth_file": str(auth), "ca_cert": reg.ca_cert, "retries": 0}
+    helped = run_module("image_info", args, verbosity=4, env=env)
+    assert not helped.failed, helped.output
+    _assert_no_secret([helped], secrets)

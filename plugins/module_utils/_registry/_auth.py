@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 from .._commands import run_command
 from .._errors import AuthenticationFailed, ConnectionFailure, OCIError, PermissionDenied
-from .._options import ConnectionOptions
+from .._options import CommandRunner, ConnectionOptions
 from .._reference import DEFAULT_REGISTRY
 
 DOCKER_HUB = DEFAULT_REGISTRY
@@ -164,14 +164,14 @@ def _decode_auth(entry: dict[str, Any], source: str, sink: SecretSink | None = N
     return None
 
 
-def run_credential_helper(helper: str, server: str, source: str, sink: SecretSink | None = None) -> Credentials | None:
+def run_credential_helper(helper: str, server: str, source: str, sink: SecretSink | None = None, runner: CommandRunner | None = None) -> Credentials | None:
     """Ask ``docker-credential-HELPER get`` for ``server`` (sent on stdin, never argv); None if it has none."""
     program = "docker-credential-%s" % helper
     path = shutil.which(program)
     if path is None:
         raise AuthenticationFailed("credential helper %s named in %s is not on PATH: install it or remove it from the file" % (program, source))
     try:
-        returncode, stdout, stderr = run_command([path, "get"], server.encode("utf-8"))
+        returncode, stdout, stderr = run_command(runner, [path, "get"], server.encode("utf-8"))
     except OCIError as exc:
         raise AuthenticationFailed("credential helper %s failed for %s: %s" % (program, server, exc.msg)) from None
     if returncode != 0:
@@ -197,9 +197,7 @@ def _helper_server(registry: str) -> str:
     return DOCKER_HUB_LEGACY_KEY if registry == DOCKER_HUB else registry
 
 
-def _credentials_from_file(
-    path: str, registry: str, repository: str | None, sink: SecretSink | None = None, run_helper: HelperRunner | None = None
-) -> Credentials | None:
+def _credentials_from_file(path: str, registry: str, repository: str | None, sink: SecretSink | None, run_helper: HelperRunner) -> Credentials | None:
     try:
         with open(path, "rb") as f:
             content = json.loads(f.read().decode("utf-8") or "{}")
@@ -209,11 +207,6 @@ def _credentials_from_file(
         raise AuthenticationFailed("cannot read auth file %s: %s" % (path, exc.__class__.__name__)) from None
     if not isinstance(content, dict):
         raise AuthenticationFailed("auth file %s is not a JSON object" % path)
-    if run_helper is None:
-
-        def run_helper(helper: str, server: str, source: str) -> Credentials | None:
-            return run_credential_helper(helper, server, source, sink)
-
     legacy = os.path.basename(path) == LEGACY_DOCKER_FILE
     helpers = {} if legacy else content.get("credHelpers") or {}
     for key, helper in helpers.items():
@@ -244,6 +237,11 @@ def find_credentials(
     if options.username:
         return Credentials(username=options.username, password=options.password, source="username/password")
     registry = normalize_auth_key(registry)
+    if run_helper is None:
+
+        def run_helper(helper: str, server: str, source: str) -> Credentials | None:
+            return run_credential_helper(helper, server, source, options.secret_sink, options.runner)
+
     for path in auth_file_candidates(options, env):
         creds = _credentials_from_file(path, registry, repository, options.secret_sink, run_helper)
         if creds is not None:
@@ -369,7 +367,7 @@ class Authenticator:
             "helper",
             (helper, server),
             self._helper_answers,
-            lambda: run_credential_helper(helper, server, source, self.options.secret_sink),
+            lambda: run_credential_helper(helper, server, source, self.options.secret_sink, self.options.runner),
         )
 
     def looked_in(self) -> str:

@@ -88,6 +88,7 @@ class Podman:
         self.context = str(reference)
         self.store = parse_store(reference.store, self.context)
         self.binary = shutil.which("podman")
+        self.runner = options.runner
 
     def run(self, args: list[str]) -> PodmanResult:
         """Run ``podman <store flags> ARGS`` through the process's command runner; output decoded as text."""
@@ -98,7 +99,7 @@ class Podman:
             )
         cmd = [self.binary, *self.store.podman_flags(), *args]
         try:
-            returncode, stdout, stderr = run_command(cmd)
+            returncode, stdout, stderr = run_command(self.runner, cmd)
         except OCIError as e:
             raise EngineError("%s: cannot run podman: %s" % (self.context, e.msg), self.context) from None
         return PodmanResult(returncode, stdout.decode("utf-8", "replace"), stderr.decode("utf-8", "replace"))

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from collection_tree import subprocess_runner
 
 from ansible_collections.oci.images.plugins.module_utils._options import ConnectionOptions
 from ansible_collections.oci.images.plugins.module_utils._registry._client import RegistryClient
@@ -102,7 +103,8 @@ def blob_file(reg, digest: str) -> str:
 
 def make_client(reg, **options) -> RegistryClient:
     """A client for ``reg`` with fast retries; plain-HTTP registries need validate_certs false."""
-    opts = {"validate_certs": reg.kind != "plain", "ca_cert": reg.ca_cert, "retries": 2}
+    # Programs (credential helpers) run the way a module's run_command would run them.
+    opts = {"validate_certs": reg.kind != "plain", "ca_cert": reg.ca_cert, "retries": 2, "runner": subprocess_runner}
     opts.update(options)
     return RegistryClient(reg.host, ConnectionOptions(**opts), backoff_base=0.01)
 

@@ -9,6 +9,7 @@ import stat
 
 import pytest
 import requests
+from collection_tree import subprocess_runner
 from conftest import build_layout, make_client, skopeo_push
 
 from ansible_collections.oci.images.plugins.module_utils._errors import AuthenticationFailed
@@ -299,7 +300,7 @@ def test_secret_sink_gets_the_credential_helpers_secret(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", "%s:%s" % (bin_dir, os.environ["PATH"]))
     path = _write_json(tmp_path / "config.json", {"credHelpers": {"reg.example": "sinktest"}})
     seen: list[str] = []
-    creds = find_credentials("reg.example", None, ConnectionOptions(auth_file=path, secret_sink=seen.append))
+    creds = find_credentials("reg.example", None, ConnectionOptions(auth_file=path, secret_sink=seen.append, runner=subprocess_runner))
     assert creds.password == "helper-S3cret"
     assert seen == ["helper-S3cret"]
 
