@@ -74,6 +74,7 @@ def connection_options(params: dict, prefix: str = "") -> ConnectionOptions:
         timeout=DEFAULT_TIMEOUT if timeout is None else float(timeout),
         retries=DEFAULT_RETRIES if retries is None else int(retries),
         daemon_host=params.get(prefix + "daemon_host"),
+        option_prefix=prefix,
     )
 
 

@@ -90,13 +90,17 @@ class EngineClient:
         if parts.scheme == "unix":
             self._socket_path = parts.path
             if not self._socket_path:
-                raise EngineError("%s: daemon_host %r names no socket path: use unix:///path/to/docker.sock" % (context, self.host), context)
+                raise EngineError(
+                    "%s: %s %r names no socket path: use unix:///path/to/docker.sock" % (context, options.option("daemon_host"), self.host), context
+                )
         elif parts.scheme == "tcp":
             if not parts.hostname:
-                raise EngineError("%s: daemon_host %r names no host: use tcp://HOST:PORT" % (context, self.host), context)
+                raise EngineError("%s: %s %r names no host: use tcp://HOST:PORT" % (context, options.option("daemon_host"), self.host), context)
             self._address = (parts.hostname, parts.port or (2376 if self._tls_context() else 2375))
         else:
-            raise EngineError("%s: daemon_host %r is not supported: use unix:///path/to/docker.sock or tcp://HOST:PORT" % (context, self.host), context)
+            raise EngineError(
+                "%s: %s %r is not supported: use unix:///path/to/docker.sock or tcp://HOST:PORT" % (context, options.option("daemon_host"), self.host), context
+            )
 
     # --- connections ----------------------------------------------------------------------------
     def _tls_context(self) -> ssl.SSLContext | None:
@@ -137,8 +141,8 @@ class EngineClient:
         if isinstance(error, socket.timeout):
             return EngineError("%s: the Docker engine at %s did not answer within %g seconds" % (self.context, self.host, self.options.timeout), self.context)
         return EngineError(
-            "%s: no Docker engine at %s: is it running? set daemon_host (or DOCKER_HOST) to where it listens (%s)"
-            % (self.context, self.host, getattr(error, "strerror", None) or error),
+            "%s: no Docker engine at %s: is it running? set %s (or DOCKER_HOST) to where it listens (%s)"
+            % (self.context, self.host, self.options.option("daemon_host"), getattr(error, "strerror", None) or error),
             self.context,
         )
 

@@ -30,12 +30,19 @@ class ConnectionOptions:
     timeout: float = DEFAULT_TIMEOUT
     retries: int = DEFAULT_RETRIES
     daemon_host: str | None = None
+    # The prefix of the module options these came from ("src_", "dest_" or ""), so messages name the option a user can
+    # set for that side. Part of the identity: the two sides of a copy never share a client (nor its messages).
+    option_prefix: str = ""
     # Called with each secret read from free-form data (auth files, credential helpers, token servers),
     # so a module can add it to its no_log values. Not part of what makes two option sets equal.
     secret_sink: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
     # Runs external programs (credential helpers, podman): a module's run_command, a plugin's or a test's own.
     # Passed down with the options instead of living in a global, so every caller states how programs run.
     runner: CommandRunner | None = field(default=None, compare=False, repr=False)
+
+    def option(self, name: str) -> str:
+        """How the user spells option ``name`` (``ca_cert``, ``username``, ...) for this side."""
+        return self.option_prefix + name
 
     def identity(self) -> tuple:
         """The values that make two option sets equal (what a shared client is keyed on); never the callbacks."""

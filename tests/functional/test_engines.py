@@ -187,10 +187,10 @@ def test_missing_docker_engine_fails_cleanly_and_names_the_socket(tmp_path, push
     run = copy(src, "docker-daemon:engines/app:1.0", dest_daemon_host=host)
     assert run.failed
     assert run.changed is False
-    assert "no Docker engine at %s: is it running? set daemon_host" % host in run.result["msg"]
+    assert "no Docker engine at %s: is it running? set dest_daemon_host" % host in run.result["msg"]
     info = run_module("image_info", {"image": "docker-daemon:engines/app:1.0", "daemon_host": host})
     assert info.failed
-    assert "no Docker engine at %s" % host in info.result["msg"]
+    assert "no Docker engine at %s: is it running? set daemon_host" % host in info.result["msg"]
 
 
 def test_docker_engine_over_tcp_with_tls_from_environment_or_options(docker_engine, tmp_path):

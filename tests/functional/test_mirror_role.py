@@ -250,4 +250,12 @@ def test_role_failure_without_keep_going_names_the_roles_variable(registry, sour
     extra = {"mirror_sync": spec, "mirror_dest": "%s/kgoff" % registry.host, "mirror_dest_validate_certs": False, "mirror_parallel": 1}
     run = run_playbook(playbook, extra, inventory=inventory(tmp_path, ["worker-a"]))
     assert run.returncode != 0
-    assert "set mirror_keep_going" in run.stdout and "set keep_going" not in run.stdout.replace("set mirror_keep_going", "")
+    assert "set mirror_keep_going" in run.stdout and "set keep_going" not in run.stdout.replace("set mirror_keep_going", ""), run.stdout[-1500:]
+
+
+def test_role_tls_failure_names_the_roles_variables(basic_registry, registry, playbook, tmp_path):
+    spec = {registry.host: {"tls-verify": False, "images": {"role-src/tools": ["a"]}}}
+    extra = {"mirror_sync": spec, "mirror_dest": "%s/tls" % basic_registry.host, "mirror_dest_username": "x", "mirror_dest_password": "y"}
+    run = run_playbook(playbook, extra, inventory=inventory(tmp_path, ["worker-a"]))
+    assert run.returncode != 0
+    assert "set mirror_dest_ca_cert (or put the CA" in run.stdout and "set mirror_dest_validate_certs: false" in run.stdout, run.stdout[-2000:]

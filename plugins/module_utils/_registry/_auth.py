@@ -522,14 +522,21 @@ class Authenticator:
         creds = self.credentials(repository)
         if creds is None:
             return AuthenticationFailed(
-                "registry %s requires authentication for %s and no credentials were found: set username/password, "
-                "registry_token or auth_file (looked in: %s)" % (self.registry, target, self.looked_in()),
+                "registry %s requires authentication for %s and no credentials were found: set %s, %s or %s (looked in: %s)"
+                % (self.registry, target, self._spell("username/password"), self._spell("registry_token"), self._spell("auth_file"), self.looked_in()),
                 self.registry,
             )
         return AuthenticationFailed(
-            "registry %s rejected the credentials for %s (from %s): check username/password or auth_file" % (self.registry, target, creds.source),
+            "registry %s rejected the credentials for %s (from %s): check %s or %s"
+            % (self.registry, target, self._spell(creds.source), self._spell("username/password"), self._spell("auth_file")),
             self.registry,
         )
+
+    def _spell(self, names: str) -> str:
+        """Option names as the user writes them for this side (``username/password`` -> ``dest_username/dest_password``)."""
+        if names not in ("username/password", "registry_token", "auth_file"):
+            return names  # a file or a helper, named as it is
+        return "/".join(self.options.option(name) for name in names.split("/"))
 
     def denied(self, repository: str | None, what: str | None = None, detail: str = "") -> Exception:
         target = what or repository or "the registry"

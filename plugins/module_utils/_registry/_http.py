@@ -71,6 +71,7 @@ if HAS_REQUESTS:
                 adapter.close()
             self.host_adapters.clear()
 
+
 USER_AGENT = "oci.images/%s" % COLLECTION_VERSION
 
 # Enough connections for the copy engine's parallel blob transfers plus manifest requests.
@@ -305,9 +306,16 @@ class HttpSession:
 
     def _tls_message(self, path_or_url: str, exc: BaseException) -> str:
         netloc = urlsplit(self.url(path_or_url)).netloc
+        ca_cert, validate_certs = self.options.option("ca_cert"), self.options.option("validate_certs")
         return (
-            "TLS connection to registry %s failed (%s): if it uses a private CA set ca_cert (or put the CA in "
-            "certs.d/%s), or set validate_certs: false for a registry without valid TLS" % (netloc, _describe(exc), netloc)
+            "TLS connection to registry %s failed (%s): if it uses a private CA set %s (or put the CA in certs.d/%s), "
+            % (
+                netloc,
+                _describe(exc),
+                ca_cert,
+                netloc,
+            )
+            + "or set %s: false for a registry without valid TLS" % validate_certs
         )
 
     def close(self) -> None:
