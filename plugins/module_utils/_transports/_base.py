@@ -94,9 +94,9 @@ class ImageSource:
         return False
 
 
-def verified_stream(stream: BinaryIO, digest: str, size: int | None, context: str) -> VerifyingReader:
-    """Wrap a raw stream so it is hashed and checked as it is read."""
-    return VerifyingReader(stream, digest, size, context)
+def verified_stream(stream: BinaryIO, digest: str, size: int | None, context: str, location: str | None = None) -> VerifyingReader:
+    """Wrap a raw stream so it is hashed and checked as it is read; ``location`` (a file) is named in messages."""
+    return VerifyingReader(stream, digest, size, context, location)
 
 
 class ImageDestination:

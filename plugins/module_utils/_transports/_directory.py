@@ -47,7 +47,7 @@ class DirectorySource(ImageSource):
     def __init__(self, reference: ImageReference, options: ConnectionOptions | None = None):
         super().__init__(reference, options)
         self.context = str(reference)
-        self.files = DirectoryFiles(reference.path or "")
+        self.files = DirectoryFiles(reference.path or "", self.context)
         self._top: bytes | None = None
 
     def _top_manifest(self) -> bytes:
@@ -110,7 +110,7 @@ class DirectoryDestination(LocalDestination):
             raise LocalFormatError("%s: %s exists and is not a directory; remove it or choose another path" % (self.context, path), self.context)
         if not os.listdir(path):
             return "empty"
-        version = DirectoryFiles(path).read(VERSION_FILE, 4096, self.context)
+        version = DirectoryFiles(path, self.context).read(VERSION_FILE, 4096, self.context)
         if version is None or version.decode("utf-8", "replace") not in [v + "\n" for v in KNOWN_VERSIONS]:
             raise LocalFormatError(
                 "%s: %s is not empty and is not an image directory written by the dir: transport (no matching version file); "
@@ -122,7 +122,7 @@ class DirectoryDestination(LocalDestination):
     def current_digest(self) -> str | None:
         if self._state() != "image":
             return None
-        raw = DirectoryFiles(self.path).read(MANIFEST_FILE, _media.MAX_MANIFEST_BYTES, self.context)
+        raw = DirectoryFiles(self.path, self.context).read(MANIFEST_FILE, _media.MAX_MANIFEST_BYTES, self.context)
         return sha256_digest(raw) if raw is not None else None
 
     def has_blob(self, digest: str, size: int | None = None) -> bool:
@@ -173,7 +173,7 @@ class DirectoryDeleteTarget(DeleteTarget):
         path, where = self.reference.path or "", str(self.reference)
         if os.path.islink(path) or not os.path.isdir(path):
             raise LocalFormatError("%s: %s is not a directory; refusing to remove it" % (where, path), where)
-        files = DirectoryFiles(path)
+        files = DirectoryFiles(path, where)
         version = files.read(VERSION_FILE, 4096, where)
         manifest = files.read(MANIFEST_FILE, _media.MAX_MANIFEST_BYTES, where)
         if version is None or manifest is None:

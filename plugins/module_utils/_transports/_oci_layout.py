@@ -25,6 +25,7 @@ import io
 import json
 import os
 import re
+import stat
 
 from .. import _media
 from .._digest import VerifyingReader, verify_bytes
@@ -85,7 +86,7 @@ class OCILayoutSource(ImageSource):
 
     # Storage: a directory here; the archive transport swaps in the members of a tar.
     def open_files(self):
-        return DirectoryFiles(self.reference.path or "")
+        return DirectoryFiles(self.reference.path or "", self.context)
 
     @property
     def files(self):
@@ -242,11 +243,15 @@ class OCILayoutDestination(LocalDestination):
         validate_digest(digest, self.context)
         if digest in self.written:
             return True
-        existing = os.path.join(self.path, *blob_path(digest).split("/"))
+        return self._holds(blob_path(digest), size)
+
+    def _holds(self, relative: str, size: int | None) -> bool:
+        """Whether the layout holds this file itself (a regular file, not a link), of ``size`` when given."""
         try:
-            return os.path.isfile(existing) and (size is None or os.path.getsize(existing) == size)
+            info = os.lstat(os.path.join(self.path, *relative.split("/")))
         except OSError:
             return False
+        return stat.S_ISREG(info.st_mode) and (size is None or info.st_size == size)
 
     def put_blob(self, stream, digest: str, size: int | None, media_type: str | None = None) -> None:
         validate_digest(digest, self.context)
@@ -281,19 +286,19 @@ class OCILayoutDestination(LocalDestination):
         self.abort()  # what is left of the staging directory
 
     def _merge(self, temp: str) -> None:
-        with LayoutLock(self.path):
+        with LayoutLock(self.path, self.context):
             for digest, size in self.written.items():
                 relative = blob_path(digest).split("/")
                 target = os.path.join(self.path, *relative)
                 staged = os.path.join(temp, *relative)
-                if os.path.isfile(target) and os.path.getsize(target) == size:
-                    continue  # blobs are immutable: the one there is the same
+                if self._holds(blob_path(digest), size):
+                    continue  # blobs are immutable: the one there is the same (a link there is replaced)
                 os.makedirs(os.path.dirname(target), exist_ok=True)
                 os.replace(staged, target)
             if not os.path.exists(os.path.join(self.path, LAYOUT_FILE)):
                 replace_file(os.path.join(self.path, LAYOUT_FILE), LAYOUT_BYTES)
             index = {"schemaVersion": 2, "manifests": []}
-            raw = DirectoryFiles(self.path).read(INDEX_FILE, _media.MAX_MANIFEST_BYTES, self.context)
+            raw = DirectoryFiles(self.path, self.context).read(INDEX_FILE, _media.MAX_MANIFEST_BYTES, self.context)
             if raw is not None:
                 # Re-read under the lock: another writer may have added an entry since current_digest().
                 index, _unused = _media.parse_manifest(raw, _media.OCI_INDEX, "%s (index.json)" % self.context)
@@ -321,7 +326,7 @@ class LayoutDeleteTarget(DeleteTarget):
     def remove(self, names: list[str], check_mode: bool) -> tuple[dict[str, str], int]:
         path, where = self.reference.path or "", str(self.reference)
         # Check mode reads without the lock: taking it creates the lock file, and check mode writes nothing.
-        with contextlib.nullcontext() if check_mode else LayoutLock(path):
+        with contextlib.nullcontext() if check_mode else LayoutLock(path, where):
             index = read_index(path, where)
             entries = [d for d in index.get("manifests") or [] if isinstance(d, dict)]
             going = [d for d in entries if (d.get("annotations") or {}).get(REF_NAME_ANNOTATION) in names]
@@ -336,7 +341,7 @@ class LayoutDeleteTarget(DeleteTarget):
                 freed = 0
                 for digest in doomed:
                     try:
-                        freed += os.stat(os.path.join(path, *blob_path(digest).split("/"))).st_size
+                        freed += os.lstat(os.path.join(path, *blob_path(digest).split("/"))).st_size
                     except FileNotFoundError:
                         pass
                 return removed, freed

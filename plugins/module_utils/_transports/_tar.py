@@ -222,6 +222,10 @@ class ArchiveFiles:
     def has(self, relative: str) -> bool:
         return self._resolve(relative) is not None
 
+    def location(self, relative: str) -> str:
+        """How messages name the member."""
+        return "%s in %s" % (relative, self.root)
+
     def open(self, relative: str) -> tuple[BinaryIO, int] | None:
         member = self._resolve(relative)
         if member is None:
