@@ -165,6 +165,18 @@ def _plan_image(
     layers = [d for d in doc.get("layers") or [] if not d.get("urls")]  # foreign layers stay where their URLs point
     blobs = [BlobTransfer(config["digest"], config.get("size"), config.get("mediaType"), config["digest"], config.get("size"))]
     if dest.wants_uncompressed_layers:
+        if config.get("mediaType") not in _media.IMAGE_CONFIG_TYPES:
+            # Decided here, before anything is written: a docker save tar (and an engine) holds container images only.
+            kind = (
+                "artifact type %s, config type %s" % (doc.get("artifactType"), config.get("mediaType"))
+                if doc.get("artifactType")
+                else "config type %s" % config.get("mediaType")
+            )
+            raise Unsupported(
+                "%s is an artifact (%s), not a container image; %s holds container images only: "
+                "copy it to a registry, oci:, oci-archive: or dir:" % (context, kind, dest.reference),
+                context,
+            )
         config_doc = _media.parse_config(source.get_blob_bytes(config["digest"], config.get("size")), context)
         new_doc = uncompressed_manifest(doc, config_doc, context)
         for layer, target in zip(doc.get("layers") or [], new_doc["layers"]):
