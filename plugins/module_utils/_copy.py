@@ -24,7 +24,7 @@ from . import _media
 from ._compression import GunzipReader, GzipCompressReader
 from ._convert import convert_manifest, go_json, oci_config_from_docker, rewrite_index, uncompressed_manifest
 from ._digest import VerifyingReader, sha256_digest
-from ._errors import ConnectionFailure, OCIError, Unsupported
+from ._errors import ConnectionFailure, LocalIOError, OCIError, Unsupported
 from ._options import ConnectionOptions
 from ._reference import ImageReference
 from ._transports._base import ImageDestination, ImageSource
@@ -318,7 +318,12 @@ class _Counters:
 def _compress_to_spool(source: ImageSource, blob: BlobTransfer) -> tuple[str, str, int]:
     """Gzip a layer the source serves uncompressed into a temporary file; (path, digest, size)."""
     stream = source.open_blob(blob.digest, blob.size)
-    fd, path = tempfile.mkstemp(prefix="oci-images-layer-", suffix=".tar.gz")
+    doing = "compressing layer %s into a temporary file" % blob.digest
+    try:
+        fd, path = tempfile.mkstemp(prefix="oci-images-layer-", suffix=".tar.gz")
+    except OSError as exc:
+        stream.close()
+        raise LocalIOError.from_os_error(exc, str(source.reference), doing, tempfile.gettempdir()) from None
     hasher = hashlib.sha256()
     size = 0
     try:
@@ -331,6 +336,11 @@ def _compress_to_spool(source: ImageSource, blob: BlobTransfer) -> tuple[str, st
                 out.write(chunk)
                 hasher.update(chunk)
                 size += len(chunk)
+    except OSError as exc:
+        os.unlink(path)
+        if exc.errno is None:
+            raise
+        raise LocalIOError.from_os_error(exc, str(source.reference), doing, path) from None
     except BaseException:
         os.unlink(path)
         raise

@@ -197,6 +197,7 @@ class DeleteTarget:
     def __init__(self, reference: ImageReference, options: ConnectionOptions | None = None):
         self.reference = reference
         self.options = options or ConnectionOptions()
+        self.context = str(reference)
 
     def exists(self) -> bool:
         """Whether the place is there at all (nothing to delete otherwise)."""

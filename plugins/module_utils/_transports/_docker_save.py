@@ -29,7 +29,7 @@ from .._errors import EngineError, InvalidReference, LocalFormatError, NotFound,
 from .._options import ConnectionOptions
 from .._reference import ImageReference, parse_docker_name, validate_digest
 from ._base import ImageDestination, ImageSource, verified_stream
-from ._local import remove_path
+from ._local import GuardedReader, local_io, remove_path
 from ._tar import COPY_CHUNK, ArchiveFiles, ClosingDecompressor, TarBuilder, TarStreamWriter, decompressing_stream, detect_compression, drain, new_member
 
 MANIFEST_FILE = "manifest.json"
@@ -247,6 +247,7 @@ class DockerSaveSource(ImageSource):
             reader.close()
             stream.close()
 
+    @local_io("reading the image")
     def get_manifest(self, digest: str | None = None) -> tuple[bytes, str]:
         self._load()
         manifest = self._manifest or b""  # _load() set it
@@ -256,6 +257,7 @@ class DockerSaveSource(ImageSource):
                 raise NotFound("%s: the archive's image has manifest %s, not %s" % (self.context, sha256_digest(manifest), digest), self.context)
         return manifest, _media.DOCKER_MANIFEST
 
+    @local_io("reading the image")
     def open_blob(self, digest: str, size: int | None = None) -> VerifyingReader:
         validate_digest(digest, self.context)
         self._load()
@@ -265,9 +267,11 @@ class DockerSaveSource(ImageSource):
             raise NotFound("%s: blob %s is not part of this image" % (self.context, digest), self.context)
         path, uncompressed_size = self._layers[digest]
         stream, _unused, compression = self._open_layer(path)
+        location = self.files.location(path)
+        stream = GuardedReader(stream, self.context, location)
         if compression is not None:
-            stream = ClosingDecompressor(decompressing_stream(stream, compression, self.context), stream)
-        return verified_stream(stream, digest, size if size is not None else uncompressed_size, self.context)
+            stream = ClosingDecompressor(decompressing_stream(stream, compression, self.context), stream, "%s: layer %s" % (self.context, location))
+        return verified_stream(stream, digest, size if size is not None else uncompressed_size, self.context, location)
 
 
 # --- writing ----------------------------------------------------------------------------------
@@ -360,6 +364,7 @@ class DockerSaveDestination(ImageDestination):
             self._tar = TarBuilder(writer, self._spool_dir, save_member, self.context)
         return self._tar
 
+    @local_io("reading what the destination holds now")
     def current_digest(self) -> str | None:
         return self.sink.current_image_id()
 
@@ -367,6 +372,7 @@ class DockerSaveDestination(ImageDestination):
         validate_digest(digest, self.context)
         return digest in self.written
 
+    @local_io("writing the image")
     def put_blob(self, stream: BinaryIO, digest: str, size: int | None, media_type: str | None = None) -> None:
         validate_digest(digest, self.context)
         if digest in self.written:
@@ -382,6 +388,7 @@ class DockerSaveDestination(ImageDestination):
         self.written[digest] = tar.add_member(name, stream, size)
         self._layers[digest] = name
 
+    @local_io("writing the image")
     def put_manifest(self, raw: bytes, media_type: str, digest: str, top: bool) -> None:
         if not top:
             raise Unsupported("%s: a docker archive holds one image, not an index; choose one platform" % self.context, self.context)
@@ -422,6 +429,7 @@ class DockerSaveDestination(ImageDestination):
         tar.add_bytes("repositories", go_json(repositories))
         self._top_written = True
 
+    @local_io("putting the image in place")
     def commit(self) -> None:
         if not self._top_written or self._tar is None:
             raise OCIError("%s: nothing to commit: no top-level manifest was written" % self.context, self.context)

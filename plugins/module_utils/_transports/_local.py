@@ -13,6 +13,7 @@ files and directories start with ``TEMP_PREFIX`` so a killed run is recognizable
 from __future__ import annotations
 
 import errno
+import functools
 import io
 import os
 import shutil
@@ -20,7 +21,7 @@ import stat
 import threading
 from typing import BinaryIO, Callable
 
-from .._errors import DigestMismatch, InvalidManifest, LocalFormatError, NotFound
+from .._errors import DigestMismatch, InvalidManifest, LocalFormatError, LocalIOError, NotFound
 from .._options import ConnectionOptions
 from .._reference import ImageReference
 from ._base import ImageDestination, verified_stream
@@ -30,6 +31,55 @@ OLD_PREFIX = ".oci-images-old-"
 _WRITE_CHUNK = 1024 * 1024
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+
+
+def local_io(doing: str):
+    """Decorate a method of a local source, destination or delete target: an OSError it meets becomes a
+    LocalIOError naming ``self.context``, what was being done, the path and what to do.
+
+    An OSError without an errno is not about a file (a library's own error class); it passes unchanged.
+    """
+
+    def decorate(method):
+        @functools.wraps(method)
+        def run(self, *args, **kwargs):
+            try:
+                return method(self, *args, **kwargs)
+            except OSError as exc:
+                if exc.errno is None:
+                    raise
+                raise LocalIOError.from_os_error(exc, self.context, doing) from None
+
+        return run
+
+    return decorate
+
+
+def naming_path(exc: OSError, path: str) -> OSError:
+    """``exc``, made to name ``path`` when it names no file (writes through a file object do not)."""
+    if exc.filename is None and exc.errno is not None:
+        return OSError(exc.errno, exc.strerror, path)
+    return exc
+
+
+class GuardedReader:
+    """A local file's stream: an error reading it is a LocalIOError naming the file (not an error of where it goes)."""
+
+    def __init__(self, stream: BinaryIO, context: str, location: str):
+        self._stream = stream
+        self._context = context
+        self._location = location
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            return self._stream.read(n)
+        except OSError as exc:
+            if exc.errno is None:
+                raise
+            raise LocalIOError.from_os_error(exc, self._context, "reading", self._location) from None
+
+    def close(self) -> None:
+        self._stream.close()
 
 
 def read_whole(opened: tuple[BinaryIO, int] | None, what: str, limit: int, context: str) -> bytes | None:
@@ -123,7 +173,7 @@ def open_verified_blob(files, relative: str, digest: str, size: int | None, cont
             context,
         )
     # With no declared size, the stored size still lets consumers send Content-Length.
-    return verified_stream(stream, digest, size if size is not None else actual_size, context, location)
+    return verified_stream(GuardedReader(stream, context, location), digest, size if size is not None else actual_size, context, location)
 
 
 def temp_name(prefix: str = TEMP_PREFIX) -> str:
@@ -144,13 +194,13 @@ def make_temp_dir(parent: str, prefix: str = TEMP_PREFIX) -> str:
 
 
 def remove_path(path: str) -> None:
-    """Remove a file or a directory tree; nothing happens when it is already gone."""
+    """Remove a file or a directory tree, as far as possible: it cleans up after a failure, whose error must stay the one reported."""
     if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path, ignore_errors=True)
     else:
         try:
             os.unlink(path)
-        except FileNotFoundError:
+        except OSError:
             pass
 
 
@@ -174,6 +224,9 @@ def write_new_file(path: str, stream: BinaryIO) -> int:
             total = copy_stream(stream, out)
             out.flush()
             os.fsync(out.fileno())
+    except OSError as exc:
+        remove_path(path)
+        raise naming_path(exc, path) from None
     except BaseException:
         remove_path(path)
         raise

@@ -33,7 +33,7 @@ from .._errors import InvalidReference, LocalFormatError, NotFound, OCIError
 from .._options import ConnectionOptions
 from .._reference import ImageReference, split_path, validate_digest
 from ._base import DeleteTarget, ImageSource
-from ._local import DirectoryFiles, LocalDestination, open_verified_blob, replace_file, sync_directory
+from ._local import DirectoryFiles, LocalDestination, local_io, open_verified_blob, replace_file, sync_directory
 from ._oci_index import (
     INDEX_FILE,
     LAYOUT_BYTES,
@@ -158,6 +158,7 @@ class OCILayoutSource(ImageSource):
             )
         return self._descriptor
 
+    @local_io("reading the image")
     def get_manifest(self, digest: str | None = None) -> tuple[bytes, str]:
         declared = None
         size = None
@@ -179,14 +180,17 @@ class OCILayoutSource(ImageSource):
         _unused, media_type = _media.parse_manifest(raw, declared, self.context)
         return raw, media_type
 
+    @local_io("reading the image")
     def open_blob(self, digest: str, size: int | None = None) -> VerifyingReader:
         validate_digest(digest, self.context)
         self.index()
         return open_verified_blob(self.files, blob_path(digest), digest, size, self.context)
 
+    @local_io("reading the image")
     def list_tags(self) -> list[str]:
         return ref_names(self.index())
 
+    @local_io("reading the image")
     def read_tag(self, tag: str) -> tuple[bytes, str, str]:
         for descriptor in entries_named(self.index(), tag):
             raw, media_type = self.get_manifest(descriptor["digest"])
@@ -232,6 +236,7 @@ class OCILayoutDestination(LocalDestination):
         # Inside an existing layout, so staged blobs are renamed into blobs/ on the same filesystem.
         return self.path if self._exists() else self.parent
 
+    @local_io("reading what the destination holds now")
     def current_digest(self) -> str | None:
         if not self._exists():
             return None
@@ -253,10 +258,12 @@ class OCILayoutDestination(LocalDestination):
             return False
         return stat.S_ISREG(info.st_mode) and (size is None or info.st_size == size)
 
+    @local_io("writing the image")
     def put_blob(self, stream, digest: str, size: int | None, media_type: str | None = None) -> None:
         validate_digest(digest, self.context)
         self.written[digest] = self.stage_file(blob_path(digest), stream)
 
+    @local_io("writing the image")
     def put_manifest(self, raw: bytes, media_type: str, digest: str, top: bool) -> None:
         validate_digest(digest, self.context)
         verify_bytes(raw, digest, "%s manifest %s" % (self.context, digest))
@@ -264,6 +271,7 @@ class OCILayoutDestination(LocalDestination):
         if top:
             self._entry = index_entry(self.reference, raw, media_type, digest)
 
+    @local_io("putting the image in place")
     def commit(self) -> None:
         if self._entry is None or self._temp is None:
             raise OCIError("%s: nothing to commit: no top-level manifest was written" % self.context, self.context)
@@ -315,6 +323,7 @@ class LayoutDeleteTarget(DeleteTarget):
     def exists(self) -> bool:
         return os.path.isdir(self.reference.path or "")
 
+    @local_io("reading the layout")
     def names(self) -> dict[str, str]:
         names: dict[str, str] = {}
         for descriptor in read_index(self.reference.path or "", str(self.reference)).get("manifests") or []:
@@ -323,6 +332,7 @@ class LayoutDeleteTarget(DeleteTarget):
                 names.setdefault(name, descriptor.get("digest"))
         return names
 
+    @local_io("deleting")
     def remove(self, names: list[str], check_mode: bool) -> tuple[dict[str, str], int]:
         path, where = self.reference.path or "", str(self.reference)
         # Check mode reads without the lock: taking it creates the lock file, and check mode writes nothing.

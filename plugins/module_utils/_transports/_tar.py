@@ -26,10 +26,11 @@ import shutil
 import tarfile
 import tempfile
 import threading
+import zlib
 from typing import BinaryIO, Callable
 
-from .._errors import DigestMismatch, LocalFormatError, NotFound, OCIError, Unsupported
-from ._local import Staging, existing_parent, read_whole, remove_path, sync_directory, temp_name, write_new_file
+from .._errors import DigestMismatch, LocalFormatError, LocalIOError, NotFound, OCIError, Unsupported
+from ._local import Staging, existing_parent, naming_path, read_whole, remove_path, sync_directory, temp_name, write_new_file
 
 _MAGIC = (
     (b"\x1f\x8b", "gzip"),
@@ -61,14 +62,21 @@ def decompressing_stream(stream: BinaryIO, compression: str | None, context: str
 
 
 class ClosingDecompressor:
-    """A decompressing reader that also closes the raw stream under it."""
+    """A decompressing reader that also closes the raw stream under it; content that does not decompress is a
+    LocalFormatError naming ``what``."""
 
-    def __init__(self, decompressed: BinaryIO, raw: BinaryIO):
+    def __init__(self, decompressed: BinaryIO, raw: BinaryIO, what: str):
         self._decompressed = decompressed
         self._raw = raw
+        self._what = what
 
     def read(self, n: int = -1) -> bytes:
-        return self._decompressed.read(n)
+        try:
+            return self._decompressed.read(n)
+        except (EOFError, lzma.LZMAError, zlib.error, OSError) as exc:
+            if isinstance(exc, OSError) and exc.errno is not None:
+                raise  # an error of the file itself, not of its content
+            raise LocalFormatError("%s cannot be decompressed: %s" % (self._what, exc), self._what) from None
 
     def close(self) -> None:
         try:
@@ -174,12 +182,21 @@ class ArchiveFiles:
     def _decompressed_copy(self, compression: str) -> str:
         if compression not in _DECOMPRESSORS:
             raise LocalFormatError("%s: %s is %s-compressed; decompress it first" % (self.context, self.root, compression), self.context)
-        fd, temp = tempfile.mkstemp(prefix="oci-images-archive-", suffix=".tar")
+        doing = "decompressing %s to a temporary file" % self.root
+        try:
+            fd, temp = tempfile.mkstemp(prefix="oci-images-archive-", suffix=".tar")
+        except OSError as e:
+            raise LocalIOError.from_os_error(e, self.context, doing, tempfile.gettempdir()) from None
         self._temp = temp
         try:
             with os.fdopen(fd, "wb") as out, _DECOMPRESSORS[compression](self.root, "rb") as src:
                 shutil.copyfileobj(src, out, COPY_CHUNK)
-        except (OSError, EOFError, lzma.LZMAError) as e:
+        except OSError as e:
+            self.close()
+            if e.errno is not None:  # reading the archive or writing the copy, not the content
+                raise LocalIOError.from_os_error(naming_path(e, temp), self.context, doing) from None
+            raise LocalFormatError("%s: cannot decompress %s: %s" % (self.context, self.root, e), self.context) from None
+        except (EOFError, lzma.LZMAError) as e:
             self.close()
             raise LocalFormatError("%s: cannot decompress %s: %s" % (self.context, self.root, e), self.context) from None
         return temp
@@ -259,14 +276,15 @@ class TarStreamWriter:
     ``truncate``, ``flush`` and ``close``; ``finish`` makes a file sink durable.
     """
 
-    def __init__(self, sink):
+    def __init__(self, sink, path: str | None = None):
         self._file = sink
+        self.path = path  # named by errors writing to it
 
     @classmethod
     def create(cls, path: str) -> TarStreamWriter:
         """A writer on a new file at ``path`` (refuses an existing one)."""
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        return cls(os.fdopen(fd, "wb"))
+        return cls(os.fdopen(fd, "wb"), path)
 
     def add(self, info: tarfile.TarInfo, stream: BinaryIO | None = None) -> None:
         """Write ``info``'s header and ``info.size`` bytes read from ``stream`` to EOF (so its digest is checked)."""
@@ -286,21 +304,39 @@ class TarStreamWriter:
                 raise DigestMismatch("%s: %d bytes where %d were expected" % (info.name, written, info.size), info.name)
             if written % _BLOCK:
                 self._file.write(b"\0" * (_BLOCK - written % _BLOCK))
+        except OSError as exc:
+            self._cut(start)
+            raise naming_path(exc, self.path) if self.path else exc from None
         except BaseException:
+            self._cut(start)
+            raise
+
+    def _cut(self, start: int) -> None:
+        """Drop a member that failed midway (as far as the file allows: it may be what failed)."""
+        try:
             self._file.seek(start)
             self._file.truncate()
-            raise
+        except OSError:
+            pass
 
     def finish(self) -> None:
         """Write the end-of-archive blocks and make the file durable."""
-        self._file.write(b"\0" * (2 * _BLOCK))
-        self._file.flush()
-        if isinstance(self._file, io.IOBase):
-            os.fsync(self._file.fileno())
-        self._file.close()
+        try:
+            self._file.write(b"\0" * (2 * _BLOCK))
+            self._file.flush()
+            if isinstance(self._file, io.IOBase):
+                os.fsync(self._file.fileno())
+            self._file.close()
+        except OSError as exc:
+            self.close()
+            raise naming_path(exc, self.path) if self.path else exc from None
 
     def close(self) -> None:
-        self._file.close()
+        """Close without finishing (after a failure: an error closing must not hide the one reported)."""
+        try:
+            self._file.close()
+        except OSError:
+            pass
 
 
 class TarBuilder:
