@@ -451,6 +451,7 @@ def execute_plan(plan: CopyPlan, source: ImageSource, dest: ImageDestination, op
     counters = _Counters()
     cancelled = threading.Event()
     workers = max(1, min(options.parallel, len(plan.blobs)))
+    dest.expect_blobs([(blob.dest_digest, blob.media_type) for blob in plan.blobs if blob.dest_digest])
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="oci-images-blob") as pool:
         futures = [pool.submit(_transfer_blob, source, dest, blob, counters, options, cancelled) for blob in plan.blobs]
         done, pending = wait(futures, return_when=FIRST_EXCEPTION)

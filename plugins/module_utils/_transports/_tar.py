@@ -267,6 +267,56 @@ class ArchiveFiles:
 # --- writing ----------------------------------------------------------------------------------
 
 _BLOCK = tarfile.BLOCKSIZE
+_USTAR_NAME = 100
+_USTAR_SIZE_LIMIT = 8**11  # the 12-byte octal size field
+_USTAR_ID_LIMIT = 8**7  # the 8-byte octal mode, uid, gid and device fields
+
+
+def _octal(value: int, width: int) -> bytes:
+    # Zero-padded, one NUL at the end: what Go's archive/tar writes (Python leaves device fields empty).
+    return b"%0*o\0" % (width - 1, value)
+
+
+def _text(value: str, width: int) -> bytes:
+    return value.encode("ascii").ljust(width, b"\0")
+
+
+def ustar_header(info: tarfile.TarInfo) -> bytes | None:
+    """The 512-byte header Go's archive/tar (so skopeo) writes for ``info`` in the USTAR format.
+
+    None when USTAR cannot hold it (a name or link over 100 bytes or not ASCII, 8 GiB and more,
+    large ids); the caller then writes a PAX header, as Go would, though not in Go's exact bytes.
+    """
+    texts = (info.name, info.linkname, info.uname, info.gname)
+    numbers = (info.mode, info.uid, info.gid, info.devmajor, info.devminor)
+    if not all(t.isascii() for t in texts) or max(len(info.name), len(info.linkname)) > _USTAR_NAME or max(len(info.uname), len(info.gname)) > 32:
+        return None
+    if not 0 <= info.size < _USTAR_SIZE_LIMIT or not 0 <= int(info.mtime) < _USTAR_SIZE_LIMIT or any(not 0 <= n < _USTAR_ID_LIMIT for n in numbers):
+        return None
+    block = b"".join(
+        (
+            _text(info.name, 100),
+            _octal(info.mode, 8),
+            _octal(info.uid, 8),
+            _octal(info.gid, 8),
+            _octal(info.size, 12),
+            _octal(int(info.mtime), 12),
+            b" " * 8,  # the checksum, counted as spaces
+            info.type,
+            _text(info.linkname, 100),
+            b"ustar\x0000",
+            _text(info.uname, 32),
+            _text(info.gname, 32),
+            _octal(info.devmajor, 8),
+            _octal(info.devminor, 8),
+        )
+    ).ljust(_BLOCK, b"\0")
+    return block[:148] + b"%06o\0 " % sum(block) + block[156:]
+
+
+def tar_header(info: tarfile.TarInfo) -> bytes:
+    """A member's header: USTAR byte for byte as Go writes it, or PAX where USTAR does not reach."""
+    return ustar_header(info) or info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
 
 
 class TarStreamWriter:
@@ -290,7 +340,7 @@ class TarStreamWriter:
         """Write ``info``'s header and ``info.size`` bytes read from ``stream`` to EOF (so its digest is checked)."""
         start = self._file.tell()
         try:
-            self._file.write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+            self._file.write(tar_header(info))
             written = 0
             while stream is not None:
                 chunk = stream.read(COPY_CHUNK)
