@@ -2,7 +2,7 @@
 
 - a blob, manifest or index reached through a symbolic link that leads out of an ``oci:`` layout or a
   ``dir:`` directory is refused (as an archive member that escapes is), with a message naming the
-  link; a link that stays inside is read;
+  link; a link that stays inside is read; nothing is written through such a link into a layout;
 - a damaged blob (same size, other bytes; or truncated) is refused before it reaches a registry,
   with a message naming the source file and what is wrong, and nothing gets tagged.
 """
@@ -110,6 +110,19 @@ def test_a_linked_blob_in_the_destination_layout_is_replaced_not_reused(tmp_path
     with open(outside, "rb") as a, open(layer, "rb") as b:
         assert a.read() == b.read()
     assert run.result["results"][0]["blobs"]["copied"] >= 1
+
+
+def test_a_destination_layout_whose_blobs_directory_links_outside_gets_nothing_written_there(tmp_path, image):
+    dest = str(tmp_path / "dest")
+    assert not run_module("image_copy", {"src": "oci:%s:v1" % image["layout"], "dest": "oci:%s:old" % dest}).failed
+    outside = move_out_and_link(os.path.join(dest, "blobs", "sha256"), str(tmp_path / "outside"))
+    before = sorted(os.listdir(outside))
+    other = build_image(str(tmp_path / "other"), ref="v2", layer_sizes=(2000,), seed=4403)
+    run = run_module("image_copy", {"src": other["reference"], "dest": "oci:%s:new" % dest})
+    msg = assert_clean_failure(run, "oci:%s:new" % dest, "outside")
+    assert "symbolic link" in msg
+    assert sorted(os.listdir(outside)) == before
+    assert not [p for p in os.listdir(dest) if p.startswith(".oci-images-tmp-")]
 
 
 def test_a_planted_lock_link_never_creates_a_file_outside_the_layout(tmp_path, image):

@@ -114,21 +114,21 @@ class DirectoryFiles:
         """How messages name the file."""
         return self._path(relative)
 
-    def _inside(self, relative: str) -> str:
-        """The file's real path; LocalFormatError when symbolic links lead it out of the directory."""
+    def resolve(self, relative: str) -> str:
+        """The file's real path, for reading or writing it; LocalFormatError when symbolic links lead it out of the directory."""
         path = self._path(relative)
         real = os.path.realpath(path)
         base = os.path.realpath(self.root)
         if real != base and not real.startswith(base.rstrip(os.sep) + os.sep):
             raise LocalFormatError(
-                "%s: %s leads to %s, outside %s, through a symbolic link; refusing to read it: "
-                "the directory must hold its own files (replace the link with the file)" % (self.context, path, real, self.root),
+                "%s: %s leads to %s, outside %s, through a symbolic link; refusing it: "
+                "the directory must hold its own files (replace the link with what it points to)" % (self.context, path, real, self.root),
                 self.context,
             )
         return real
 
     def has(self, relative: str) -> bool:
-        return os.path.isfile(self._inside(relative))
+        return os.path.isfile(self.resolve(relative))
 
     def read(self, relative: str, limit: int, context: str) -> bytes | None:
         """The whole file (None when absent); InvalidManifest past ``limit`` bytes."""
@@ -136,7 +136,7 @@ class DirectoryFiles:
 
     def open(self, relative: str) -> tuple[BinaryIO, int] | None:
         """An open binary stream and its size, or None when there is no regular file by that name."""
-        real = self._inside(relative)
+        real = self.resolve(relative)
         try:
             # No link followed at the last step (the check above cannot be raced with a new link), and no
             # wait on a FIFO: only a regular file is read.

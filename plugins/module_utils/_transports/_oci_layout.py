@@ -294,6 +294,7 @@ class OCILayoutDestination(LocalDestination):
         self.abort()  # what is left of the staging directory
 
     def _merge(self, temp: str) -> None:
+        layout = DirectoryFiles(self.path, self.context)
         with LayoutLock(self.path, self.context):
             for digest, size in self.written.items():
                 relative = blob_path(digest).split("/")
@@ -301,6 +302,8 @@ class OCILayoutDestination(LocalDestination):
                 staged = os.path.join(temp, *relative)
                 if self._holds(blob_path(digest), size):
                     continue  # blobs are immutable: the one there is the same (a link there is replaced)
+                # Never into a directory a link takes out of the layout.
+                layout.resolve(os.path.dirname(blob_path(digest)))
                 os.makedirs(os.path.dirname(target), exist_ok=True)
                 os.replace(staged, target)
             if not os.path.exists(os.path.join(self.path, LAYOUT_FILE)):
