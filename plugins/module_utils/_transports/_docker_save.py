@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import io
 import json
-import lzma
 import os
 import tarfile
 import tempfile
@@ -31,7 +30,18 @@ from .._options import ConnectionOptions
 from .._reference import ImageReference, parse_docker_name, validate_digest
 from ._base import ImageDestination, ImageSource, verified_stream
 from ._local import GuardedReader, local_io, remove_path
-from ._tar import COPY_CHUNK, ArchiveFiles, ClosingDecompressor, TarBuilder, TarStreamWriter, decompressing_stream, detect_compression, drain, new_member
+from ._tar import (
+    COPY_CHUNK,
+    DECOMPRESSION_ERRORS,
+    ArchiveFiles,
+    ClosingDecompressor,
+    TarBuilder,
+    TarStreamWriter,
+    decompressing_stream,
+    detect_compression,
+    drain,
+    new_member,
+)
 
 MANIFEST_FILE = "manifest.json"
 
@@ -242,7 +252,7 @@ class DockerSaveSource(ImageSource):
                 if not chunk:
                     return total
                 total += len(chunk)
-        except (OSError, EOFError, lzma.LZMAError) as e:
+        except (OSError, *DECOMPRESSION_ERRORS) as e:
             raise LocalFormatError("%s: layer %s cannot be decompressed: %s" % (self.context, path, e), self.context) from None
         finally:
             reader.close()

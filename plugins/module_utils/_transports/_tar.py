@@ -39,6 +39,8 @@ _MAGIC = (
     (b"\x28\xb5\x2f\xfd", "zstd"),
 )
 _DECOMPRESSORS = {"gzip": gzip.GzipFile, "bzip2": bz2.BZ2File, "xz": lzma.LZMAFile}
+#: What decompressors raise for content that is not what it claims (besides OSError without an errno).
+DECOMPRESSION_ERRORS = (EOFError, lzma.LZMAError, zlib.error)
 _MAX_LINK_HOPS = 16
 COPY_CHUNK = 1024 * 1024
 
@@ -73,7 +75,7 @@ class ClosingDecompressor:
     def read(self, n: int = -1) -> bytes:
         try:
             return self._decompressed.read(n)
-        except (EOFError, lzma.LZMAError, zlib.error, OSError) as exc:
+        except (*DECOMPRESSION_ERRORS, OSError) as exc:
             if isinstance(exc, OSError) and exc.errno is not None:
                 raise  # an error of the file itself, not of its content
             raise LocalFormatError("%s cannot be decompressed: %s" % (self._what, exc), self._what) from None
@@ -196,7 +198,7 @@ class ArchiveFiles:
             if e.errno is not None:  # reading the archive or writing the copy, not the content
                 raise LocalIOError.from_os_error(naming_path(e, temp), self.context, doing) from None
             raise LocalFormatError("%s: cannot decompress %s: %s" % (self.context, self.root, e), self.context) from None
-        except (EOFError, lzma.LZMAError) as e:
+        except DECOMPRESSION_ERRORS as e:
             self.close()
             raise LocalFormatError("%s: cannot decompress %s: %s" % (self.context, self.root, e), self.context) from None
         return temp
