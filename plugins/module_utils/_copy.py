@@ -24,7 +24,7 @@ from . import _media
 from ._compression import GunzipReader, GzipCompressReader
 from ._convert import convert_manifest, go_json, oci_config_from_docker, rewrite_index, uncompressed_manifest
 from ._digest import VerifyingReader, sha256_digest
-from ._errors import BlobsMissing, ConnectionFailure, OCIError, Unsupported
+from ._errors import BlobsMissing, ConnectionFailure, LocalIOError, OCIError, Unsupported
 from ._options import ConnectionOptions
 from ._reference import ImageReference
 from ._retry import backoff_delay, pause, shared_budget
@@ -174,6 +174,18 @@ def _plan_image(
     layers = [d for d in doc.get("layers") or [] if not d.get("urls")]  # foreign layers stay where their URLs point
     blobs = [BlobTransfer(config["digest"], config.get("size"), config.get("mediaType"), config["digest"], config.get("size"))]
     if dest.wants_uncompressed_layers:
+        if config.get("mediaType") not in _media.IMAGE_CONFIG_TYPES:
+            # Decided here, before anything is written: a docker save tar (and an engine) holds container images only.
+            kind = (
+                "artifact type %s, config type %s" % (doc.get("artifactType"), config.get("mediaType"))
+                if doc.get("artifactType")
+                else "config type %s" % config.get("mediaType")
+            )
+            raise Unsupported(
+                "%s is an artifact (%s), not a container image; %s holds container images only: "
+                "copy it to a registry, oci:, oci-archive: or dir:" % (context, kind, dest.reference),
+                context,
+            )
         config_doc = _media.parse_config(source.get_blob_bytes(config["digest"], config.get("size")), context)
         new_doc = uncompressed_manifest(doc, config_doc, context)
         for layer, target in zip(doc.get("layers") or [], new_doc["layers"]):
@@ -315,7 +327,12 @@ class _Counters:
 def _compress_to_spool(source: ImageSource, blob: BlobTransfer) -> tuple[str, str, int]:
     """Gzip a layer the source serves uncompressed into a temporary file; (path, digest, size)."""
     stream = source.open_blob(blob.digest, blob.size)
-    fd, path = tempfile.mkstemp(prefix="oci-images-layer-", suffix=".tar.gz")
+    doing = "compressing layer %s into a temporary file" % blob.digest
+    try:
+        fd, path = tempfile.mkstemp(prefix="oci-images-layer-", suffix=".tar.gz")
+    except OSError as exc:
+        stream.close()
+        raise LocalIOError.from_os_error(exc, str(source.reference), doing, tempfile.gettempdir()) from None
     hasher = hashlib.sha256()
     size = 0
     try:
@@ -328,6 +345,11 @@ def _compress_to_spool(source: ImageSource, blob: BlobTransfer) -> tuple[str, st
                 out.write(chunk)
                 hasher.update(chunk)
                 size += len(chunk)
+    except OSError as exc:
+        os.unlink(path)
+        if exc.errno is None:
+            raise
+        raise LocalIOError.from_os_error(exc, str(source.reference), doing, path) from None
     except BaseException:
         os.unlink(path)
         raise
@@ -444,6 +466,7 @@ def execute_plan(plan: CopyPlan, source: ImageSource, dest: ImageDestination, op
     counters = _Counters()
     cancelled = threading.Event()
     workers = max(1, min(options.parallel, len(plan.blobs)))
+    dest.expect_blobs([(blob.dest_digest, blob.media_type) for blob in plan.blobs if blob.dest_digest])
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="oci-images-blob") as pool:
         futures = [pool.submit(_transfer_blob, source, dest, blob, counters, options, cancelled) for blob in plan.blobs]
         done, pending = wait(futures, return_when=FIRST_EXCEPTION)

@@ -38,19 +38,22 @@ def verify_bytes(data: bytes, digest: str, context: str) -> bytes:
 
 
 class VerifyingReader:
-    """A file-like reader that hashes what passes through and checks digest and size at EOF.
+    """A file-like reader that hashes what passes through and checks digest and size at the end.
 
-    ``read`` raises DigestMismatch on the call that reaches the end when the content is wrong,
+    ``read`` raises DigestMismatch on the call that reaches the end (end of file, or the last byte of
+    a known size) when the content is wrong, before returning those bytes,
     so a consumer never sees a clean EOF for corrupt data. ``__len__`` gives the expected size
     (when known) so requests sends it with Content-Length instead of chunked encoding.
     """
 
-    def __init__(self, stream: BinaryIO, digest: str, size: int | None, context: str):
+    def __init__(self, stream: BinaryIO, digest: str, size: int | None, context: str, location: str | None = None):
         validate_digest(digest, context)
         self._stream = stream
         self.digest = digest
         self.size = size
         self.context = context
+        # Where the bytes come from (a file), for messages: "blob sha256:... (PATH)".
+        self._blob = "blob %s (%s)" % (digest, location) if location else "blob %s" % digest
         self._hasher = new_hasher(digest)
         self.bytes_read = 0
         self._done = False
@@ -76,10 +79,12 @@ class VerifyingReader:
             self.bytes_read += len(chunk)
             if self.size is not None and self.bytes_read > self.size:
                 raise DigestMismatch(
-                    "%s: blob %s is larger than the %d bytes its descriptor declares" % (self.context, self.digest, self.size),
+                    "%s: %s is larger than the %d bytes its descriptor declares (size mismatch)" % (self.context, self._blob, self.size),
                     self.context,
                 )
-            if n is None or n < 0:
+            # With a known size, the read that delivers the last byte checks the digest: a consumer that stops
+            # after ``size`` bytes (an upload with Content-Length) never asks for the end of file.
+            if n is None or n < 0 or self.bytes_read == self.size:
                 self._finish()
             return chunk
         self._finish()
@@ -88,10 +93,16 @@ class VerifyingReader:
     def _finish(self) -> None:
         self._done = True
         if self.size is not None and self.bytes_read != self.size:
-            raise DigestMismatch("%s: blob %s ended after %d of %d bytes" % (self.context, self.digest, self.bytes_read, self.size), self.context)
+            raise DigestMismatch(
+                "%s: %s ended after %d of %d bytes (size mismatch)" % (self.context, self._blob, self.bytes_read, self.size),
+                self.context,
+            )
         actual = "%s:%s" % (self.digest.partition(":")[0], self._hasher.hexdigest())
         if actual != self.digest:
-            raise DigestMismatch("%s: blob content has digest %s, expected %s" % (self.context, actual, self.digest), self.context)
+            raise DigestMismatch(
+                "%s: %s does not match its digest: the content hashes to %s (digest mismatch)" % (self.context, self._blob, actual),
+                self.context,
+            )
 
     def close(self) -> None:
         close = getattr(self._stream, "close", None)

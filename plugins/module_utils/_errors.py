@@ -8,6 +8,8 @@ No message ever carries a credential: callers pass only what is safe to show.
 
 from __future__ import annotations
 
+import errno
+
 
 class OCIError(Exception):
     """Base of every error the collection raises on purpose."""
@@ -76,3 +78,29 @@ class LocalFormatError(OCIError):
 
 class EngineError(OCIError):
     """A container engine (Docker, podman) is absent or answered with an error."""
+
+
+class LocalIOError(OCIError):
+    """A local file operation failed: no permission, no space left, a read-only filesystem, an I/O error."""
+
+    @classmethod
+    def from_os_error(cls, exc: OSError, context: str, doing: str, place: str | None = None) -> LocalIOError:
+        """``context: <doing> failed: <cause> (<path>); <what to do>``; ``place`` stands in when the error names no path."""
+        path = exc.filename if exc.filename is not None else place
+        where = " (%s)" % path if path else ""
+        advice = _ADVICE.get(exc.errno or 0, "check that path")
+        return cls("%s: %s failed: %s%s; %s" % (context, doing, exc.strerror or exc, where, advice), context)
+
+
+_ADVICE = {
+    errno.ENOSPC: "the filesystem is full: free space on it or choose a path on another one",
+    errno.EDQUOT: "the disk quota is used up: free space or choose a path elsewhere",
+    errno.EROFS: "the filesystem is mounted read-only: choose a path on a writable one",
+    errno.EACCES: "permission denied: choose a path the task's user may write (and read), or change its permissions",
+    errno.EPERM: "the operation is not permitted there: choose another path",
+    errno.EFBIG: "the file is larger than the filesystem or the process's file size limit allows: choose another path",
+    errno.ENOENT: "a directory on the way does not exist or takes no new files (as under /proc): choose another path",
+    errno.ENOTDIR: "a part of the path is a file, not a directory: choose another path",
+    errno.EIO: "the device reported an input/output error: check the disk",
+    errno.EMFILE: "too many open files: raise the open-file limit or lower parallel",
+}

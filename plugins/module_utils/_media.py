@@ -45,6 +45,8 @@ DOCKER_V2S1_SIGNED = "application/vnd.docker.distribution.manifest.v1+prettyjws"
 
 INDEX_MEDIA_TYPES = (OCI_INDEX, DOCKER_LIST)
 IMAGE_MEDIA_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
+# Configs of container images; any other config type makes a manifest an artifact.
+IMAGE_CONFIG_TYPES = (OCI_CONFIG, DOCKER_CONFIG)
 V2S1_MEDIA_TYPES = (DOCKER_V2S1_SIGNED, DOCKER_V2S1)
 # Preference order for Accept headers: indexes and current formats first, schema 1 last.
 MANIFEST_MEDIA_TYPES = (OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST, DOCKER_V2S1_SIGNED, DOCKER_V2S1)

@@ -8,6 +8,7 @@ the fake registry must have seen no write.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -230,7 +231,8 @@ def _tar(ctx: Ctx, members: list[tuple], name: str = "bad.tar") -> str:
     return path
 
 
-def _docker_archive(ctx: Ctx, extra: list[tuple] = (), manifest=None, layer: bool = True, drop: tuple = ()) -> str:
+def _docker_archive(ctx: Ctx, extra: list[tuple] = (), manifest=None, layer: bool = True, drop: tuple = (), stored=None) -> str:
+    """A docker save tar; ``stored`` turns the layer's bytes into what the member holds (a damaged gzip)."""
     layer_tar = io.BytesIO()
     with tarfile.open(fileobj=layer_tar, mode="w") as tar:
         info = tarfile.TarInfo("hello.txt")
@@ -241,9 +243,24 @@ def _docker_archive(ctx: Ctx, extra: list[tuple] = (), manifest=None, layer: boo
     items = manifest if manifest is not None else canonical([{"Config": "config.json", "RepoTags": ["bad:1"], "Layers": ["layer.tar"]}])
     members = [("manifest.json", items), ("config.json", config)]
     if layer:
-        members.append(("layer.tar", layer_bytes))
+        members.append(("layer.tar", stored(layer_bytes) if stored else layer_bytes))
     members = [m for m in members if m[0] not in drop] + list(extra)
     return "docker-archive:%s" % _tar(ctx, members)
+
+
+def _damaged_gzip(data: bytes) -> bytes:
+    """gzip with its deflate stream overwritten after the header: zlib refuses it mid-stream."""
+    packed = gzip.compress(data + os.urandom(4096), compresslevel=1)
+    return packed[:10] + b"\xff" * (len(packed) - 18) + packed[-8:]
+
+
+def _gzipped_archive(ctx: Ctx) -> str:
+    """A whole docker-archive gzip'd, with the deflate stream damaged."""
+    path = _docker_archive(ctx).split(":", 1)[1]
+    with open(path, "rb") as f:
+        damaged = _damaged_gzip(f.read())
+    _write(path + ".gz", damaged)
+    return "docker-archive:%s.gz" % path
 
 
 def _oci_archive_without_index(ctx: Ctx) -> str:
@@ -377,6 +394,8 @@ CASES = [
     ("archive-manifest-json-invalid", "copy", lambda c: _docker_archive(c, manifest=b"{{"), r"not valid JSON", "bad.tar"),
     ("archive-layer-listed-but-absent", "copy", lambda c: _docker_archive(c, layer=False), r"layer.tar", "bad.tar"),
     ("archive-not-a-tar", "info", lambda c: "docker-archive:%s" % _plain_file(c), r"not a readable tar", "notatar"),
+    ("archive-layer-gzip-damaged", "copy", lambda c: _docker_archive(c, stored=_damaged_gzip), r"cannot be decompressed", "layer.tar"),
+    ("archive-gzip-damaged", "info", _gzipped_archive, r"cannot decompress", "bad.tar.gz"),
     ("oci-archive-missing-index-json", "copy", _oci_archive_without_index, r"index.json", "noindex.tar"),
     # OCI layouts and dir:
     ("layout-missing-index-json", "copy", lambda c: _broken_layout(c, lambda p, g: os.unlink(os.path.join(p, "index.json"))), r"index.json", "layout"),

@@ -12,7 +12,7 @@ import os
 
 import pytest
 from ansible_run import run_module
-from images import build_image, build_index
+from images import OCI_MANIFEST, add_to_index, build_image, build_index, canonical_json, write_blob
 
 from ansible_collections.oci.images.plugins.module_utils._copy import CopyOptions, copy_image
 from ansible_collections.oci.images.plugins.module_utils._errors import OCIError
@@ -292,3 +292,52 @@ def test_store_specifier_parts_become_podman_flags():
     ]
     assert parse_store("/only/root", "t") == StoreSpec(None, "/only/root", None, [])
     assert parse_store(None) == StoreSpec()
+
+
+# --- what a docker save tar and the engines cannot hold --------------------------------------
+
+
+def build_artifact(layout: str) -> str:
+    """An OCI artifact (empty config, artifactType, one non-image layer) at ``oci:<layout>:sbom``."""
+    config, config_size = write_blob(layout, b"{}")
+    layer, layer_size = write_blob(layout, b'{"spdxVersion": "SPDX-2.3"}')
+    manifest = canonical_json(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": "application/spdx+json",
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": config, "size": config_size},
+            "layers": [{"mediaType": "application/spdx+json", "digest": layer, "size": layer_size}],
+        }
+    )
+    digest, size = write_blob(layout, manifest)
+    add_to_index(layout, {"mediaType": OCI_MANIFEST, "digest": digest, "size": size}, "sbom")
+    return "oci:%s:sbom" % layout
+
+
+@pytest.mark.parametrize("kind", ["docker-archive", "docker-daemon", "containers-storage"])
+def test_an_artifact_is_refused_by_destinations_that_hold_container_images_only(request, tmp_path, kind):
+    src = build_artifact(str(tmp_path / "artifact"))
+    extra = {}
+    if kind == "docker-archive":
+        dest = "docker-archive:%s:sbom/app:1" % (tmp_path / "out.tar")
+    elif kind == "docker-daemon":
+        dest, extra = "docker-daemon:sbom/app:1", {"dest_daemon_host": request.getfixturevalue("docker_engine").host}
+    else:
+        store = request.getfixturevalue("podman_store")
+        dest = store.reference("localhost/sbom/app:1")
+    run = copy(src, dest, **extra)
+    assert run.failed
+    msg = run.result["msg"]
+    assert "Traceback" not in run.output and "module_stderr" not in run.result, run.output
+    assert "diff ID" not in msg, msg
+    for name in (src, kind + ":", "sbom/app:1", "artifact", "application/spdx+json", "application/vnd.oci.empty.v1+json", "container images only"):
+        assert name in msg, "msg does not name %r: %s" % (name, msg)
+    assert run.result["results"][0]["changed"] is False
+    if kind == "docker-archive":
+        assert not (tmp_path / "out.tar").exists()
+        assert not [p for p in os.listdir(tmp_path) if p.startswith(".oci-images-tmp-")]
+    elif kind == "docker-daemon":
+        assert request.getfixturevalue("docker_engine").docker("image", "inspect", "sbom/app:1", check=False).returncode != 0
+    else:
+        assert store.podman("image", "exists", "localhost/sbom/app:1", check=False).returncode != 0

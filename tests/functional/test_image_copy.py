@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
+import tarfile
 import urllib.request
 
 import pytest
@@ -216,6 +218,24 @@ def test_round_trip_through_docker_archive_keeps_image_id(registry, layout, tmp_
     again = copy(archive, back)
     assert not again.failed, again.output
     assert json.loads(skopeo.skopeo("inspect", "--config", "--tls-verify=false", back))["rootfs"]["diff_ids"] == info["diff_ids"]
+
+
+@pytest.mark.parametrize("source", ["oci", "registry"])
+def test_docker_archive_is_skopeos_byte_for_byte_with_parallel_layers(registry, tmp_path, skopeo, source):
+    # The first layer is by far the largest, so with parallel downloads it ends last.
+    info = build_image(str(tmp_path / "src"), ref="v1", layer_sizes=(4000000, 100, 30000, 1, 200000, 5), seed=77)
+    src = info["reference"]
+    if source == "registry":
+        src = "docker://%s/copy/many-layers:1" % registry.host
+        skopeo.copy(info["reference"], src)
+    ours, theirs = tmp_path / "ours.tar", tmp_path / "theirs.tar"
+    run = copy(src, "docker-archive:%s:localhost/app:1" % ours, parallel=6)
+    assert not run.failed, run.output
+    skopeo.copy(src, "docker-archive:%s:localhost/app:1" % theirs)
+    with tarfile.open(ours) as a, tarfile.open(theirs) as b:
+        assert a.getnames() == b.getnames()  # layers in manifest order, then the config, legacy entries, manifest.json
+        assert [m.get_info() for m in a.getmembers()] == [m.get_info() for m in b.getmembers()]
+    assert subprocess.run(["cmp", str(ours), str(theirs)], check=False).returncode == 0
 
 
 def test_skopeo_written_local_formats_copy_to_registry(registry, layout, tmp_path, skopeo):

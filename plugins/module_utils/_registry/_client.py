@@ -172,6 +172,8 @@ class _LengthReader:
         self._stream = stream
         self._left = length
         self._length = length
+        #: What the stream raised (a DigestMismatch of the source), whatever requests made of it.
+        self.error: OCIError | None = None
 
     def __len__(self) -> int:
         return self._length
@@ -180,7 +182,11 @@ class _LengthReader:
         if self._left <= 0:
             return b""
         n = self._left if n is None or n < 0 else min(n, self._left)
-        data = self._stream.read(n)
+        try:
+            data = self._stream.read(n)
+        except OCIError as exc:
+            self.error = exc
+            raise
         self._left -= len(data)
         return data
 
@@ -500,7 +506,16 @@ class RegistryClient:
         validate_digest(digest, self._where(repository))
         what = "%s blob %s" % (self._where(repository), digest)
         location = self._start_upload(repository, what)
-        response = self._request("PUT", location, repository, actions="pull,push", params={"digest": digest}, data=_LengthReader(stream, size), what=what)
+        body = _LengthReader(stream, size)
+        try:
+            response = self._request("PUT", location, repository, actions="pull,push", params={"digest": digest}, data=body, what=what)
+        except Exception:
+            if body.error is not None:
+                raise body.error from None  # the source's own failure, not the upload's
+            raise
+        if body.error is not None:
+            response.close()
+            raise body.error
         with response:
             if response.status_code in (200, 201, 204):
                 return

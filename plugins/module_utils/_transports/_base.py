@@ -94,16 +94,17 @@ class ImageSource:
         return False
 
 
-def verified_stream(stream: BinaryIO, digest: str, size: int | None, context: str) -> VerifyingReader:
-    """Wrap a raw stream so it is hashed and checked as it is read."""
-    return VerifyingReader(stream, digest, size, context)
+def verified_stream(stream: BinaryIO, digest: str, size: int | None, context: str, location: str | None = None) -> VerifyingReader:
+    """Wrap a raw stream so it is hashed and checked as it is read; ``location`` (a file) is named in messages."""
+    return VerifyingReader(stream, digest, size, context, location)
 
 
 class ImageDestination:
     """Write side of a transport. The copy engine drives it in this order, and only this order:
 
     1. ``current_digest()`` — what the reference names now (None when absent); decides idempotency.
-    2. per blob: ``mount_blob()`` when ``can_mount_from(source)``; else ``has_blob()``; else ``put_blob()``.
+    2. ``expect_blobs()`` once, then per blob (in parallel): ``mount_blob()`` when ``can_mount_from(source)``;
+       else ``has_blob()``; else ``put_blob()``.
     3. ``put_manifest(top=False)`` for each child of an index, then ``put_manifest(top=True)`` once.
     4. ``commit()`` — local destinations move their temporary tree into place here.
     On any failure the engine calls ``abort()``, which must leave the destination as it was.
@@ -142,6 +143,12 @@ class ImageDestination:
 
     def has_blob(self, digest: str, size: int | None = None) -> bool:
         raise NotImplementedError
+
+    def expect_blobs(self, blobs: list[tuple[str, str | None]]) -> None:
+        """Told before the blobs: (digest, media type) of each one the copy puts, in the manifests' order.
+
+        Blobs then arrive in any order (in parallel); a destination that stores them in order (a tar) uses this.
+        """
 
     def blob_scope(self):
         """Where this destination's blobs become visible as soon as they are uploaded (shared by copies into the
@@ -197,6 +204,7 @@ class DeleteTarget:
     def __init__(self, reference: ImageReference, options: ConnectionOptions | None = None):
         self.reference = reference
         self.options = options or ConnectionOptions()
+        self.context = str(reference)
 
     def exists(self) -> bool:
         """Whether the place is there at all (nothing to delete otherwise)."""

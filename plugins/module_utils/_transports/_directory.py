@@ -29,7 +29,7 @@ from .._errors import InvalidReference, LocalFormatError, NotFound, OCIError
 from .._options import ConnectionOptions
 from .._reference import ImageReference, validate_digest
 from ._base import DeleteTarget, ImageSource
-from ._local import TEMP_PREFIX, DirectoryFiles, LocalDestination, open_verified_blob, swap_directory, sync_directory, write_new_file
+from ._local import TEMP_PREFIX, DirectoryFiles, LocalDestination, local_io, open_verified_blob, swap_directory, sync_directory, write_new_file
 from ._table import Transport, register
 
 VERSION_FILE = "version"
@@ -47,7 +47,7 @@ class DirectorySource(ImageSource):
     def __init__(self, reference: ImageReference, options: ConnectionOptions | None = None):
         super().__init__(reference, options)
         self.context = str(reference)
-        self.files = DirectoryFiles(reference.path or "")
+        self.files = DirectoryFiles(reference.path or "", self.context)
         self._top: bytes | None = None
 
     def _top_manifest(self) -> bytes:
@@ -71,6 +71,7 @@ class DirectorySource(ImageSource):
         self._top = raw
         return raw
 
+    @local_io("reading the image")
     def get_manifest(self, digest: str | None = None) -> tuple[bytes, str]:
         raw = self._top_manifest()
         if digest is not None:
@@ -83,6 +84,7 @@ class DirectorySource(ImageSource):
         _unused, media_type = _media.parse_manifest(raw, None, self.context)
         return raw, media_type
 
+    @local_io("reading the image")
     def open_blob(self, digest: str, size: int | None = None) -> VerifyingReader:
         validate_digest(digest, self.context)
         return open_verified_blob(self.files, digest.partition(":")[2], digest, size, self.context)
@@ -110,7 +112,7 @@ class DirectoryDestination(LocalDestination):
             raise LocalFormatError("%s: %s exists and is not a directory; remove it or choose another path" % (self.context, path), self.context)
         if not os.listdir(path):
             return "empty"
-        version = DirectoryFiles(path).read(VERSION_FILE, 4096, self.context)
+        version = DirectoryFiles(path, self.context).read(VERSION_FILE, 4096, self.context)
         if version is None or version.decode("utf-8", "replace") not in [v + "\n" for v in KNOWN_VERSIONS]:
             raise LocalFormatError(
                 "%s: %s is not empty and is not an image directory written by the dir: transport (no matching version file); "
@@ -119,10 +121,11 @@ class DirectoryDestination(LocalDestination):
             )
         return "image"
 
+    @local_io("reading what the destination holds now")
     def current_digest(self) -> str | None:
         if self._state() != "image":
             return None
-        raw = DirectoryFiles(self.path).read(MANIFEST_FILE, _media.MAX_MANIFEST_BYTES, self.context)
+        raw = DirectoryFiles(self.path, self.context).read(MANIFEST_FILE, _media.MAX_MANIFEST_BYTES, self.context)
         return sha256_digest(raw) if raw is not None else None
 
     def has_blob(self, digest: str, size: int | None = None) -> bool:
@@ -132,10 +135,12 @@ class DirectoryDestination(LocalDestination):
     def prepare_temp(self, temp: str) -> None:
         write_new_file(os.path.join(temp, VERSION_FILE), io.BytesIO(VERSION_BYTES))
 
+    @local_io("writing the image")
     def put_blob(self, stream: BinaryIO, digest: str, size: int | None, media_type: str | None = None) -> None:
         validate_digest(digest, self.context)
         self.written[digest] = self.stage_file(digest.partition(":")[2], stream)
 
+    @local_io("writing the image")
     def put_manifest(self, raw: bytes, media_type: str, digest: str, top: bool) -> None:
         verify_bytes(raw, digest, "%s manifest %s" % (self.context, digest))
         name = MANIFEST_FILE if top else "%s.manifest.json" % digest.partition(":")[2]
@@ -143,6 +148,7 @@ class DirectoryDestination(LocalDestination):
         if top:
             self._top_written = True
 
+    @local_io("putting the image in place")
     def commit(self) -> None:
         if not self._top_written or self._temp is None:
             raise OCIError("%s: nothing to commit: no top-level manifest was written" % self.context, self.context)
@@ -173,7 +179,7 @@ class DirectoryDeleteTarget(DeleteTarget):
         path, where = self.reference.path or "", str(self.reference)
         if os.path.islink(path) or not os.path.isdir(path):
             raise LocalFormatError("%s: %s is not a directory; refusing to remove it" % (where, path), where)
-        files = DirectoryFiles(path)
+        files = DirectoryFiles(path, where)
         version = files.read(VERSION_FILE, 4096, where)
         manifest = files.read(MANIFEST_FILE, _media.MAX_MANIFEST_BYTES, where)
         if version is None or manifest is None:
@@ -183,9 +189,11 @@ class DirectoryDeleteTarget(DeleteTarget):
             raise LocalFormatError("%s: %s/version says %r, not a dir: image; refusing to remove it" % (where, path, text), where)
         return sha256_digest(manifest)
 
+    @local_io("reading the directory")
     def names(self) -> dict[str, str]:
         return {self.reference.path or "": self._manifest_digest()}
 
+    @local_io("deleting")
     def remove(self, names: list[str], check_mode: bool) -> tuple[dict[str, str], int]:
         path, where = self.reference.path or "", str(self.reference)
         digest = self._manifest_digest()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import io
 import json
-import lzma
 import os
 import tarfile
 import tempfile
@@ -30,8 +29,19 @@ from .._errors import EngineError, InvalidReference, LocalFormatError, NotFound,
 from .._options import ConnectionOptions
 from .._reference import ImageReference, parse_docker_name, validate_digest
 from ._base import ImageDestination, ImageSource, verified_stream
-from ._local import remove_path
-from ._tar import COPY_CHUNK, ArchiveFiles, ClosingDecompressor, TarBuilder, TarStreamWriter, decompressing_stream, detect_compression, drain, new_member
+from ._local import GuardedReader, local_io, remove_path
+from ._tar import (
+    COPY_CHUNK,
+    DECOMPRESSION_ERRORS,
+    ArchiveFiles,
+    ClosingDecompressor,
+    TarBuilder,
+    TarStreamWriter,
+    decompressing_stream,
+    detect_compression,
+    drain,
+    new_member,
+)
 
 MANIFEST_FILE = "manifest.json"
 
@@ -242,12 +252,13 @@ class DockerSaveSource(ImageSource):
                 if not chunk:
                     return total
                 total += len(chunk)
-        except (OSError, EOFError, lzma.LZMAError) as e:
+        except (OSError, *DECOMPRESSION_ERRORS) as e:
             raise LocalFormatError("%s: layer %s cannot be decompressed: %s" % (self.context, path, e), self.context) from None
         finally:
             reader.close()
             stream.close()
 
+    @local_io("reading the image")
     def get_manifest(self, digest: str | None = None) -> tuple[bytes, str]:
         self._load()
         manifest = self._manifest or b""  # _load() set it
@@ -257,6 +268,7 @@ class DockerSaveSource(ImageSource):
                 raise NotFound("%s: the archive's image has manifest %s, not %s" % (self.context, sha256_digest(manifest), digest), self.context)
         return manifest, _media.DOCKER_MANIFEST
 
+    @local_io("reading the image")
     def open_blob(self, digest: str, size: int | None = None) -> VerifyingReader:
         validate_digest(digest, self.context)
         self._load()
@@ -266,9 +278,11 @@ class DockerSaveSource(ImageSource):
             raise NotFound("%s: blob %s is not part of this image" % (self.context, digest), self.context)
         path, uncompressed_size = self._layers[digest]
         stream, _unused, compression = self._open_layer(path)
+        location = self.files.location(path)
+        stream = GuardedReader(stream, self.context, location)
         if compression is not None:
-            stream = ClosingDecompressor(decompressing_stream(stream, compression, self.context), stream)
-        return verified_stream(stream, digest, size if size is not None else uncompressed_size, self.context)
+            stream = ClosingDecompressor(decompressing_stream(stream, compression, self.context), stream, "%s: layer %s" % (self.context, location))
+        return verified_stream(stream, digest, size if size is not None else uncompressed_size, self.context, location)
 
 
 # --- writing ----------------------------------------------------------------------------------
@@ -304,6 +318,11 @@ def legacy_layer_files(diff_ids: list[str], config: bytes) -> list[tuple[str, by
     return out
 
 
+def _unique(digests: list[str]) -> list[str]:
+    """Each digest once, in first-seen order (a layer may be listed twice)."""
+    return list(dict.fromkeys(digests))
+
+
 def save_member(name: str, size: int = 0, kind: bytes = tarfile.REGTYPE) -> tarfile.TarInfo:
     """skopeo's docker-archive members: mode 0444 (symlinks 0), owner 0:0, no user names, mtime 0."""
     info = new_member(name, size, kind)
@@ -333,10 +352,12 @@ class SaveSink:
 class DockerSaveDestination(ImageDestination):
     """Writes one image in the ``docker save`` format as skopeo 1.9 does, into the tar a ``SaveSink`` gives.
 
-    Layers go into the tar as they arrive (``<diff-id hex>.tar``); the config is held until the
-    manifest says which blob it is, then written as ``<hex>.json`` followed by the legacy
-    per-layer directories, ``manifest.json`` and ``repositories``. Up to date means: the name has
-    the same image ID.
+    Each layer (``<diff-id hex>.tar``) is spooled as it arrives (a tar header needs its size, and
+    uncompressed sizes are known only at the end), then added to the tar in the manifest's order,
+    as soon as every layer before it is in: the order skopeo writes, whatever order downloads end
+    in. The config is held until the manifest says which blob it is, then written as ``<hex>.json``
+    followed by the legacy per-layer directories, ``manifest.json`` and ``repositories``. Up to
+    date means: the name has the same image ID.
     """
 
     can_hold_index = False
@@ -347,13 +368,16 @@ class DockerSaveDestination(ImageDestination):
         super().__init__(reference, options)
         self.context = str(reference)
         self.sink = sink
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # blobs arrive from several threads
         self._tar: TarBuilder | None = None
         self._spool_dir: str | None = None
         self._top_written = False
         self.written: dict[str, int] = {}  # digest -> size of each blob written
         self._held: dict[str, str] = {}  # digest -> spool file of blobs that may be the config
-        self._layers: dict[str, str] = {}  # diff ID -> member name
+        self._waiting: dict[str, str] = {}  # diff ID -> spool file of a layer waiting for its turn
+        self._layers: dict[str, str] = {}  # diff ID -> member name of each layer in the tar
+        self._order: list[str] = []  # the layers' diff IDs in manifest order
+        self._adding = False  # a thread is adding layers to the tar
         self._config_digest: str | None = None
 
     def _builder(self) -> TarBuilder:
@@ -364,6 +388,7 @@ class DockerSaveDestination(ImageDestination):
                 self._tar = TarBuilder(writer, self._spool_dir, save_member, self.context)
             return self._tar
 
+    @local_io("reading what the destination holds now")
     def current_digest(self) -> str | None:
         return self.sink.current_image_id()
 
@@ -371,21 +396,49 @@ class DockerSaveDestination(ImageDestination):
         validate_digest(digest, self.context)
         return digest in self.written
 
+    def expect_blobs(self, blobs: list[tuple[str, str | None]]) -> None:
+        with self._lock:
+            self._order = _unique([digest for digest, media_type in blobs if media_type is not None and media_type not in _CONFIG_MEDIA_TYPES])
+
+    @local_io("writing the image")
     def put_blob(self, stream: BinaryIO, digest: str, size: int | None, media_type: str | None = None) -> None:
         validate_digest(digest, self.context)
         if digest in self.written:
             drain(stream)
             return
-        tar = self._builder()
-        if media_type is None or media_type in _CONFIG_MEDIA_TYPES:
-            spool = tar.spool(stream)
+        spool = self._builder().spool(stream)
+        with self._lock:
+            if digest in self.written:  # the same layer twice in one manifest, written in parallel
+                remove_path(spool)
+                return
             self.written[digest] = os.path.getsize(spool)
-            self._held[digest] = spool
-            return
-        name = "%s.tar" % digest.partition(":")[2]
-        self.written[digest] = tar.add_member(name, stream, size)
-        self._layers[digest] = name
+            if media_type is None or media_type in _CONFIG_MEDIA_TYPES:
+                self._held[digest] = spool
+                return
+            self._waiting[digest] = spool
+        self._add_layers_in_order()
 
+    def _add_layers_in_order(self) -> None:
+        """Add the waiting layers whose turn has come, one thread at a time; the thread adding loops until none is left."""
+        tar = self._builder()
+        while True:
+            with self._lock:
+                following = next((d for d in self._order if d not in self._layers), None)
+                if self._adding or following is None or following not in self._waiting:
+                    return
+                spool = self._waiting.pop(following)
+                self._adding = True
+            try:
+                name = "%s.tar" % following.partition(":")[2]
+                tar.add_spooled(name, spool, self.written[following])
+                with self._lock:
+                    self._layers[following] = name
+            finally:
+                remove_path(spool)
+                with self._lock:
+                    self._adding = False
+
+    @local_io("writing the image")
     def put_manifest(self, raw: bytes, media_type: str, digest: str, top: bool) -> None:
         if not top:
             raise Unsupported("%s: a docker archive holds one image, not an index; choose one platform" % self.context, self.context)
@@ -397,13 +450,17 @@ class DockerSaveDestination(ImageDestination):
             diff_ids = [validate_digest(layer["digest"], self.context) for layer in doc.get("layers") or []]
         except (ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
             raise Unsupported("%s: a docker archive holds one image; got a %s without config and layers" % (self.context, media_type), self.context) from None
-        tar = self._builder()
-        for diff_id in diff_ids:
-            if diff_id not in self._layers:
-                if diff_id not in self._held:
+        with self._lock:
+            self._order = _unique(diff_ids)  # the manifest decides; without expect_blobs, every layer is still waiting
+            for diff_id in self._order:
+                if diff_id in self._held and diff_id != config_digest:  # put without a media type: a layer after all
+                    self._waiting[diff_id] = self._held.pop(diff_id)
+                if diff_id not in self._layers and diff_id not in self._waiting:
                     raise OCIError("%s: layer %s was never written; cannot finish the archive" % (self.context, diff_id), self.context)
-                self._layers[diff_id] = "%s.tar" % diff_id.partition(":")[2]
-                tar.add_spooled(self._layers[diff_id], self._held[diff_id], self.written[diff_id])
+        self._add_layers_in_order()
+        if any(diff_id not in self._layers for diff_id in self._order):
+            raise OCIError("%s: not every layer reached the archive; cannot finish it" % self.context, self.context)
+        tar = self._builder()
         self._config_digest = config_digest
         if config_digest not in self._held:
             raise OCIError("%s: config %s was never written; cannot finish the archive" % (self.context, config_digest), self.context)
@@ -426,6 +483,7 @@ class DockerSaveDestination(ImageDestination):
         tar.add_bytes("repositories", go_json(repositories))
         self._top_written = True
 
+    @local_io("putting the image in place")
     def commit(self) -> None:
         if not self._top_written or self._tar is None:
             raise OCIError("%s: nothing to commit: no top-level manifest was written" % self.context, self.context)
@@ -434,9 +492,11 @@ class DockerSaveDestination(ImageDestination):
         self.sink.commit(self._config_digest or "")
 
     def _drop_spools(self) -> None:
-        for spool in self._held.values():
+        with self._lock:
+            spools = list(self._held.values()) + list(self._waiting.values())
+            self._held, self._waiting = {}, {}
+        for spool in spools:
             remove_path(spool)
-        self._held = {}
 
     def abort(self) -> None:
         if self._tar is not None:

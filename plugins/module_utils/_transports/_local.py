@@ -12,13 +12,16 @@ files and directories start with ``TEMP_PREFIX`` so a killed run is recognizable
 
 from __future__ import annotations
 
+import errno
+import functools
 import io
 import os
 import shutil
+import stat
 import threading
 from typing import BinaryIO, Callable
 
-from .._errors import InvalidManifest, LocalFormatError, NotFound
+from .._errors import DigestMismatch, InvalidManifest, LocalFormatError, LocalIOError, NotFound
 from .._options import ConnectionOptions
 from .._reference import ImageReference
 from ._base import ImageDestination, verified_stream
@@ -26,6 +29,57 @@ from ._base import ImageDestination, verified_stream
 TEMP_PREFIX = ".oci-images-tmp-"
 OLD_PREFIX = ".oci-images-old-"
 _WRITE_CHUNK = 1024 * 1024
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+
+
+def local_io(doing: str):
+    """Decorate a method of a local source, destination or delete target: an OSError it meets becomes a
+    LocalIOError naming ``self.context``, what was being done, the path and what to do.
+
+    An OSError without an errno is not about a file (a library's own error class); it passes unchanged.
+    """
+
+    def decorate(method):
+        @functools.wraps(method)
+        def run(self, *args, **kwargs):
+            try:
+                return method(self, *args, **kwargs)
+            except OSError as exc:
+                if exc.errno is None:
+                    raise
+                raise LocalIOError.from_os_error(exc, self.context, doing) from None
+
+        return run
+
+    return decorate
+
+
+def naming_path(exc: OSError, path: str) -> OSError:
+    """``exc``, made to name ``path`` when it names no file (writes through a file object do not)."""
+    if exc.filename is None and exc.errno is not None:
+        return OSError(exc.errno, exc.strerror, path)
+    return exc
+
+
+class GuardedReader:
+    """A local file's stream: an error reading it is a LocalIOError naming the file (not an error of where it goes)."""
+
+    def __init__(self, stream: BinaryIO, context: str, location: str):
+        self._stream = stream
+        self._context = context
+        self._location = location
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            return self._stream.read(n)
+        except OSError as exc:
+            if exc.errno is None:
+                raise
+            raise LocalIOError.from_os_error(exc, self._context, "reading", self._location) from None
+
+    def close(self) -> None:
+        self._stream.close()
 
 
 def read_whole(opened: tuple[BinaryIO, int] | None, what: str, limit: int, context: str) -> bytes | None:
@@ -40,10 +94,15 @@ def read_whole(opened: tuple[BinaryIO, int] | None, what: str, limit: int, conte
 
 
 class DirectoryFiles:
-    """Read access to the files under one local directory, by path relative to it."""
+    """Read access to the files under one local directory, by path relative to it.
 
-    def __init__(self, root: str):
+    Nothing outside the directory is read: a file that is, or lies under, a symbolic link leading
+    out of it is refused, and the file itself is opened without following a link.
+    """
+
+    def __init__(self, root: str, context: str = ""):
         self.root = root
+        self.context = context or root
 
     def exists(self) -> bool:
         return os.path.isdir(self.root)
@@ -51,20 +110,48 @@ class DirectoryFiles:
     def _path(self, relative: str) -> str:
         return os.path.join(self.root, *relative.split("/"))
 
+    def location(self, relative: str) -> str:
+        """How messages name the file."""
+        return self._path(relative)
+
+    def resolve(self, relative: str) -> str:
+        """The file's real path, for reading or writing it; LocalFormatError when symbolic links lead it out of the directory."""
+        path = self._path(relative)
+        real = os.path.realpath(path)
+        base = os.path.realpath(self.root)
+        if real != base and not real.startswith(base.rstrip(os.sep) + os.sep):
+            raise LocalFormatError(
+                "%s: %s leads to %s, outside %s, through a symbolic link; refusing it: "
+                "the directory must hold its own files (replace the link with what it points to)" % (self.context, path, real, self.root),
+                self.context,
+            )
+        return real
+
     def has(self, relative: str) -> bool:
-        return os.path.isfile(self._path(relative))
+        return os.path.isfile(self.resolve(relative))
 
     def read(self, relative: str, limit: int, context: str) -> bytes | None:
         """The whole file (None when absent); InvalidManifest past ``limit`` bytes."""
         return read_whole(self.open(relative), relative, limit, context)
 
     def open(self, relative: str) -> tuple[BinaryIO, int] | None:
-        """An open binary stream and its size, or None when the file does not exist."""
+        """An open binary stream and its size, or None when there is no regular file by that name."""
+        real = self.resolve(relative)
         try:
-            stream = open(self._path(relative), "rb")  # noqa: SIM115 - the caller closes it
+            # No link followed at the last step (the check above cannot be raced with a new link), and no
+            # wait on a FIFO: only a regular file is read.
+            fd = os.open(real, os.O_RDONLY | _NOFOLLOW | _NONBLOCK)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
-        return stream, os.fstat(stream.fileno()).st_size
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise LocalFormatError("%s: %s became a symbolic link while being read; refusing it" % (self.context, real), self.context) from None
+            raise
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            os.close(fd)
+            return None
+        return os.fdopen(fd, "rb"), info.st_size
 
     def close(self) -> None:
         pass
@@ -76,8 +163,17 @@ def open_verified_blob(files, relative: str, digest: str, size: int | None, cont
     if opened is None:
         raise NotFound("%s: blob %s is missing (no %s in %s)" % (context, digest, relative, files.root), context)
     stream, actual_size = opened
+    location = files.location(relative)
+    if size is not None and actual_size != size:
+        # Refused before a byte is read: nothing of a damaged file goes anywhere (a registry upload included).
+        stream.close()
+        raise DigestMismatch(
+            "%s: blob %s (%s) is %d bytes, but the manifest says %d (size mismatch): the file is damaged; restore it or copy the image there again"
+            % (context, digest, location, actual_size, size),
+            context,
+        )
     # With no declared size, the stored size still lets consumers send Content-Length.
-    return verified_stream(stream, digest, size if size is not None else actual_size, context)
+    return verified_stream(GuardedReader(stream, context, location), digest, size if size is not None else actual_size, context, location)
 
 
 def temp_name(prefix: str = TEMP_PREFIX) -> str:
@@ -98,13 +194,13 @@ def make_temp_dir(parent: str, prefix: str = TEMP_PREFIX) -> str:
 
 
 def remove_path(path: str) -> None:
-    """Remove a file or a directory tree; nothing happens when it is already gone."""
+    """Remove a file or a directory tree, as far as possible: it cleans up after a failure, whose error must stay the one reported."""
     if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path, ignore_errors=True)
     else:
         try:
             os.unlink(path)
-        except FileNotFoundError:
+        except OSError:
             pass
 
 
@@ -128,6 +224,9 @@ def write_new_file(path: str, stream: BinaryIO) -> int:
             total = copy_stream(stream, out)
             out.flush()
             os.fsync(out.fileno())
+    except OSError as exc:
+        remove_path(path)
+        raise naming_path(exc, path) from None
     except BaseException:
         remove_path(path)
         raise

@@ -20,6 +20,7 @@ from .._errors import OCIError
 from .._options import ConnectionOptions
 from .._reference import ImageReference, validate_digest
 from ._base import ImageDestination
+from ._local import local_io
 from ._oci_index import INDEX_FILE, LAYOUT_BYTES, LAYOUT_FILE, blob_path, index_entry, index_json_bytes
 from ._oci_layout import OCILayoutSource, format_layout_reference, named_entry_digest, parse_layout_reference
 from ._table import Transport, register
@@ -68,6 +69,7 @@ class OCIArchiveDestination(ImageDestination):
                 self._tar = TarBuilder(writer, spool_dir, self._member, self.context)
             return self._tar
 
+    @local_io("reading what the destination holds now")
     def current_digest(self) -> str | None:
         if not self.file.exists():
             return None
@@ -86,6 +88,7 @@ class OCIArchiveDestination(ImageDestination):
             tar.add_special(directory, tarfile.DIRTYPE)
         return blob_path(digest)
 
+    @local_io("writing the image")
     def put_blob(self, stream, digest: str, size: int | None, media_type: str | None = None) -> None:
         validate_digest(digest, self.context)
         if digest in self.written:
@@ -94,6 +97,7 @@ class OCIArchiveDestination(ImageDestination):
         tar = self._builder()
         self.written[digest] = tar.add_member(self._blob_member(tar, digest), stream, size)
 
+    @local_io("writing the image")
     def put_manifest(self, raw: bytes, media_type: str, digest: str, top: bool) -> None:
         validate_digest(digest, self.context)
         verify_bytes(raw, digest, "%s manifest %s" % (self.context, digest))
@@ -104,6 +108,7 @@ class OCIArchiveDestination(ImageDestination):
         if top:
             self._entry = index_entry(self.reference, raw, media_type, digest)
 
+    @local_io("putting the image in place")
     def commit(self) -> None:
         if self._entry is None or self._tar is None:
             raise OCIError("%s: nothing to commit: no top-level manifest was written" % self.context, self.context)

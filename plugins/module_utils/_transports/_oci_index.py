@@ -10,13 +10,14 @@ lose each other's changes.
 
 from __future__ import annotations
 
+import errno
 import os
 
 from .. import _media
 from .._convert import go_json
 from .._errors import LocalFormatError
 from .._reference import ImageReference, validate_digest
-from ._local import replace_file, sync_directory
+from ._local import DirectoryFiles, replace_file, sync_directory
 
 try:
     import fcntl
@@ -121,12 +122,22 @@ def index_entry(reference: ImageReference, raw: bytes, media_type: str, digest: 
 class LayoutLock:
     """An exclusive flock on ``<layout>/.oci-images.lock`` for the read-modify-write of index.json."""
 
-    def __init__(self, layout: str):
+    def __init__(self, layout: str, context: str = ""):
         self.path = os.path.join(layout, LOCK_FILE)
+        self.context = context or layout
         self._fd: int | None = None
 
     def __enter__(self):
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            # Never through a link: a planted one would make the lock create or open a file elsewhere.
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            raise LocalFormatError(
+                "%s: the lock file %s is a symbolic link; refusing to follow it: remove it (it is recreated as a plain file)" % (self.context, self.path),
+                self.context,
+            ) from None
         if HAS_FCNTL:
             fcntl.flock(self._fd, fcntl.LOCK_EX)
         return self
@@ -140,11 +151,9 @@ class LayoutLock:
 
 def read_index(path: str, context: str) -> dict:
     """The layout's index.json, parsed and validated."""
-    try:
-        with open(os.path.join(path, INDEX_FILE), "rb") as f:
-            raw = f.read(_media.MAX_MANIFEST_BYTES + 1)
-    except FileNotFoundError:
-        raise LocalFormatError("%s: %s is not an OCI image layout (no index.json)" % (context, path), context) from None
+    raw = DirectoryFiles(path, context).read(INDEX_FILE, _media.MAX_MANIFEST_BYTES, context)
+    if raw is None:
+        raise LocalFormatError("%s: %s is not an OCI image layout (no index.json)" % (context, path), context)
     return _media.parse_manifest(raw, _media.OCI_INDEX, "%s (index.json)" % context)[0]
 
 
@@ -156,6 +165,7 @@ def write_index(path: str, index: dict) -> None:
 
 def reachable_blobs(path: str, descriptors: list[dict], context: str) -> set[str]:
     """Digests of every blob the descriptors reach: the manifests, an index's children, configs, layers."""
+    files = DirectoryFiles(path, context)
     found: set[str] = set()
     pending = [d for d in descriptors if isinstance(d, dict) and d.get("digest")]
     while pending:
@@ -168,10 +178,8 @@ def reachable_blobs(path: str, descriptors: list[dict], context: str) -> set[str
         media_type = descriptor.get("mediaType") or ""
         if media_type not in _media.MANIFEST_MEDIA_TYPES:
             continue
-        try:
-            with open(os.path.join(path, *blob_path(digest).split("/")), "rb") as f:
-                raw = f.read(_media.MAX_MANIFEST_BYTES + 1)
-        except FileNotFoundError:
+        raw = files.read(blob_path(digest), _media.MAX_MANIFEST_BYTES, context)
+        if raw is None:
             continue
         doc, media_type = _media.parse_manifest(raw, media_type, "%s manifest %s" % (context, digest))
         if _media.is_index(media_type):
@@ -187,7 +195,7 @@ def remove_blobs(path: str, digests: set[str]) -> int:
     for digest in sorted(digests):
         file_path = os.path.join(path, *blob_path(digest).split("/"))
         try:
-            size = os.stat(file_path).st_size
+            size = os.lstat(file_path).st_size
             os.unlink(file_path)
         except FileNotFoundError:
             continue

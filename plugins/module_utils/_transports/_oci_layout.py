@@ -25,6 +25,7 @@ import io
 import json
 import os
 import re
+import stat
 
 from .. import _media
 from .._digest import VerifyingReader, verify_bytes
@@ -32,7 +33,7 @@ from .._errors import InvalidReference, LocalFormatError, NotFound, OCIError
 from .._options import ConnectionOptions
 from .._reference import ImageReference, split_path, validate_digest
 from ._base import DeleteTarget, ImageSource
-from ._local import DirectoryFiles, LocalDestination, open_verified_blob, replace_file, sync_directory
+from ._local import DirectoryFiles, LocalDestination, local_io, open_verified_blob, replace_file, sync_directory
 from ._oci_index import (
     INDEX_FILE,
     LAYOUT_BYTES,
@@ -85,7 +86,7 @@ class OCILayoutSource(ImageSource):
 
     # Storage: a directory here; the archive transport swaps in the members of a tar.
     def open_files(self):
-        return DirectoryFiles(self.reference.path or "")
+        return DirectoryFiles(self.reference.path or "", self.context)
 
     @property
     def files(self):
@@ -157,6 +158,7 @@ class OCILayoutSource(ImageSource):
             )
         return self._descriptor
 
+    @local_io("reading the image")
     def get_manifest(self, digest: str | None = None) -> tuple[bytes, str]:
         declared = None
         size = None
@@ -178,14 +180,17 @@ class OCILayoutSource(ImageSource):
         _unused, media_type = _media.parse_manifest(raw, declared, self.context)
         return raw, media_type
 
+    @local_io("reading the image")
     def open_blob(self, digest: str, size: int | None = None) -> VerifyingReader:
         validate_digest(digest, self.context)
         self.index()
         return open_verified_blob(self.files, blob_path(digest), digest, size, self.context)
 
+    @local_io("reading the image")
     def list_tags(self) -> list[str]:
         return ref_names(self.index())
 
+    @local_io("reading the image")
     def read_tag(self, tag: str) -> tuple[bytes, str, str]:
         for descriptor in entries_named(self.index(), tag):
             raw, media_type = self.get_manifest(descriptor["digest"])
@@ -231,6 +236,7 @@ class OCILayoutDestination(LocalDestination):
         # Inside an existing layout, so staged blobs are renamed into blobs/ on the same filesystem.
         return self.path if self._exists() else self.parent
 
+    @local_io("reading what the destination holds now")
     def current_digest(self) -> str | None:
         if not self._exists():
             return None
@@ -242,16 +248,22 @@ class OCILayoutDestination(LocalDestination):
         validate_digest(digest, self.context)
         if digest in self.written:
             return True
-        existing = os.path.join(self.path, *blob_path(digest).split("/"))
+        return self._holds(blob_path(digest), size)
+
+    def _holds(self, relative: str, size: int | None) -> bool:
+        """Whether the layout holds this file itself (a regular file, not a link), of ``size`` when given."""
         try:
-            return os.path.isfile(existing) and (size is None or os.path.getsize(existing) == size)
+            info = os.lstat(os.path.join(self.path, *relative.split("/")))
         except OSError:
             return False
+        return stat.S_ISREG(info.st_mode) and (size is None or info.st_size == size)
 
+    @local_io("writing the image")
     def put_blob(self, stream, digest: str, size: int | None, media_type: str | None = None) -> None:
         validate_digest(digest, self.context)
         self.written[digest] = self.stage_file(blob_path(digest), stream)
 
+    @local_io("writing the image")
     def put_manifest(self, raw: bytes, media_type: str, digest: str, top: bool) -> None:
         validate_digest(digest, self.context)
         verify_bytes(raw, digest, "%s manifest %s" % (self.context, digest))
@@ -259,6 +271,7 @@ class OCILayoutDestination(LocalDestination):
         if top:
             self._entry = index_entry(self.reference, raw, media_type, digest)
 
+    @local_io("putting the image in place")
     def commit(self) -> None:
         if self._entry is None or self._temp is None:
             raise OCIError("%s: nothing to commit: no top-level manifest was written" % self.context, self.context)
@@ -281,19 +294,22 @@ class OCILayoutDestination(LocalDestination):
         self.abort()  # what is left of the staging directory
 
     def _merge(self, temp: str) -> None:
-        with LayoutLock(self.path):
+        layout = DirectoryFiles(self.path, self.context)
+        with LayoutLock(self.path, self.context):
             for digest, size in self.written.items():
                 relative = blob_path(digest).split("/")
                 target = os.path.join(self.path, *relative)
                 staged = os.path.join(temp, *relative)
-                if os.path.isfile(target) and os.path.getsize(target) == size:
-                    continue  # blobs are immutable: the one there is the same
+                if self._holds(blob_path(digest), size):
+                    continue  # blobs are immutable: the one there is the same (a link there is replaced)
+                # Never into a directory a link takes out of the layout.
+                layout.resolve(os.path.dirname(blob_path(digest)))
                 os.makedirs(os.path.dirname(target), exist_ok=True)
                 os.replace(staged, target)
             if not os.path.exists(os.path.join(self.path, LAYOUT_FILE)):
                 replace_file(os.path.join(self.path, LAYOUT_FILE), LAYOUT_BYTES)
             index = {"schemaVersion": 2, "manifests": []}
-            raw = DirectoryFiles(self.path).read(INDEX_FILE, _media.MAX_MANIFEST_BYTES, self.context)
+            raw = DirectoryFiles(self.path, self.context).read(INDEX_FILE, _media.MAX_MANIFEST_BYTES, self.context)
             if raw is not None:
                 # Re-read under the lock: another writer may have added an entry since current_digest().
                 index, _unused = _media.parse_manifest(raw, _media.OCI_INDEX, "%s (index.json)" % self.context)
@@ -310,6 +326,7 @@ class LayoutDeleteTarget(DeleteTarget):
     def exists(self) -> bool:
         return os.path.isdir(self.reference.path or "")
 
+    @local_io("reading the layout")
     def names(self) -> dict[str, str]:
         names: dict[str, str] = {}
         for descriptor in read_index(self.reference.path or "", str(self.reference)).get("manifests") or []:
@@ -318,10 +335,11 @@ class LayoutDeleteTarget(DeleteTarget):
                 names.setdefault(name, descriptor.get("digest"))
         return names
 
+    @local_io("deleting")
     def remove(self, names: list[str], check_mode: bool) -> tuple[dict[str, str], int]:
         path, where = self.reference.path or "", str(self.reference)
         # Check mode reads without the lock: taking it creates the lock file, and check mode writes nothing.
-        with contextlib.nullcontext() if check_mode else LayoutLock(path):
+        with contextlib.nullcontext() if check_mode else LayoutLock(path, where):
             index = read_index(path, where)
             entries = [d for d in index.get("manifests") or [] if isinstance(d, dict)]
             going = [d for d in entries if (d.get("annotations") or {}).get(REF_NAME_ANNOTATION) in names]
@@ -336,7 +354,7 @@ class LayoutDeleteTarget(DeleteTarget):
                 freed = 0
                 for digest in doomed:
                     try:
-                        freed += os.stat(os.path.join(path, *blob_path(digest).split("/"))).st_size
+                        freed += os.lstat(os.path.join(path, *blob_path(digest).split("/"))).st_size
                     except FileNotFoundError:
                         pass
                 return removed, freed

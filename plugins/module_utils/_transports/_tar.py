@@ -26,10 +26,11 @@ import shutil
 import tarfile
 import tempfile
 import threading
+import zlib
 from typing import BinaryIO, Callable
 
-from .._errors import DigestMismatch, LocalFormatError, NotFound, OCIError, Unsupported
-from ._local import Staging, existing_parent, read_whole, remove_path, sync_directory, temp_name, write_new_file
+from .._errors import DigestMismatch, LocalFormatError, LocalIOError, NotFound, OCIError, Unsupported
+from ._local import Staging, existing_parent, naming_path, read_whole, remove_path, sync_directory, temp_name, write_new_file
 
 _MAGIC = (
     (b"\x1f\x8b", "gzip"),
@@ -38,6 +39,8 @@ _MAGIC = (
     (b"\x28\xb5\x2f\xfd", "zstd"),
 )
 _DECOMPRESSORS = {"gzip": gzip.GzipFile, "bzip2": bz2.BZ2File, "xz": lzma.LZMAFile}
+#: What decompressors raise for content that is not what it claims (besides OSError without an errno).
+DECOMPRESSION_ERRORS = (EOFError, lzma.LZMAError, zlib.error)
 _MAX_LINK_HOPS = 16
 COPY_CHUNK = 1024 * 1024
 
@@ -61,14 +64,21 @@ def decompressing_stream(stream: BinaryIO, compression: str | None, context: str
 
 
 class ClosingDecompressor:
-    """A decompressing reader that also closes the raw stream under it."""
+    """A decompressing reader that also closes the raw stream under it; content that does not decompress is a
+    LocalFormatError naming ``what``."""
 
-    def __init__(self, decompressed: BinaryIO, raw: BinaryIO):
+    def __init__(self, decompressed: BinaryIO, raw: BinaryIO, what: str):
         self._decompressed = decompressed
         self._raw = raw
+        self._what = what
 
     def read(self, n: int = -1) -> bytes:
-        return self._decompressed.read(n)
+        try:
+            return self._decompressed.read(n)
+        except (*DECOMPRESSION_ERRORS, OSError) as exc:
+            if isinstance(exc, OSError) and exc.errno is not None:
+                raise  # an error of the file itself, not of its content
+            raise LocalFormatError("%s cannot be decompressed: %s" % (self._what, exc), self._what) from None
 
     def close(self) -> None:
         try:
@@ -174,12 +184,21 @@ class ArchiveFiles:
     def _decompressed_copy(self, compression: str) -> str:
         if compression not in _DECOMPRESSORS:
             raise LocalFormatError("%s: %s is %s-compressed; decompress it first" % (self.context, self.root, compression), self.context)
-        fd, temp = tempfile.mkstemp(prefix="oci-images-archive-", suffix=".tar")
+        doing = "decompressing %s to a temporary file" % self.root
+        try:
+            fd, temp = tempfile.mkstemp(prefix="oci-images-archive-", suffix=".tar")
+        except OSError as e:
+            raise LocalIOError.from_os_error(e, self.context, doing, tempfile.gettempdir()) from None
         self._temp = temp
         try:
             with os.fdopen(fd, "wb") as out, _DECOMPRESSORS[compression](self.root, "rb") as src:
                 shutil.copyfileobj(src, out, COPY_CHUNK)
-        except (OSError, EOFError, lzma.LZMAError) as e:
+        except OSError as e:
+            self.close()
+            if e.errno is not None:  # reading the archive or writing the copy, not the content
+                raise LocalIOError.from_os_error(naming_path(e, temp), self.context, doing) from None
+            raise LocalFormatError("%s: cannot decompress %s: %s" % (self.context, self.root, e), self.context) from None
+        except DECOMPRESSION_ERRORS as e:
             self.close()
             raise LocalFormatError("%s: cannot decompress %s: %s" % (self.context, self.root, e), self.context) from None
         return temp
@@ -222,6 +241,10 @@ class ArchiveFiles:
     def has(self, relative: str) -> bool:
         return self._resolve(relative) is not None
 
+    def location(self, relative: str) -> str:
+        """How messages name the member."""
+        return "%s in %s" % (relative, self.root)
+
     def open(self, relative: str) -> tuple[BinaryIO, int] | None:
         member = self._resolve(relative)
         if member is None:
@@ -246,6 +269,56 @@ class ArchiveFiles:
 # --- writing ----------------------------------------------------------------------------------
 
 _BLOCK = tarfile.BLOCKSIZE
+_USTAR_NAME = 100
+_USTAR_SIZE_LIMIT = 8**11  # the 12-byte octal size field
+_USTAR_ID_LIMIT = 8**7  # the 8-byte octal mode, uid, gid and device fields
+
+
+def _octal(value: int, width: int) -> bytes:
+    # Zero-padded, one NUL at the end: what Go's archive/tar writes (Python leaves device fields empty).
+    return b"%0*o\0" % (width - 1, value)
+
+
+def _text(value: str, width: int) -> bytes:
+    return value.encode("ascii").ljust(width, b"\0")
+
+
+def ustar_header(info: tarfile.TarInfo) -> bytes | None:
+    """The 512-byte header Go's archive/tar (so skopeo) writes for ``info`` in the USTAR format.
+
+    None when USTAR cannot hold it (a name or link over 100 bytes or not ASCII, 8 GiB and more,
+    large ids); the caller then writes a PAX header, as Go would, though not in Go's exact bytes.
+    """
+    texts = (info.name, info.linkname, info.uname, info.gname)
+    numbers = (info.mode, info.uid, info.gid, info.devmajor, info.devminor)
+    if not all(t.isascii() for t in texts) or max(len(info.name), len(info.linkname)) > _USTAR_NAME or max(len(info.uname), len(info.gname)) > 32:
+        return None
+    if not 0 <= info.size < _USTAR_SIZE_LIMIT or not 0 <= int(info.mtime) < _USTAR_SIZE_LIMIT or any(not 0 <= n < _USTAR_ID_LIMIT for n in numbers):
+        return None
+    block = b"".join(
+        (
+            _text(info.name, 100),
+            _octal(info.mode, 8),
+            _octal(info.uid, 8),
+            _octal(info.gid, 8),
+            _octal(info.size, 12),
+            _octal(int(info.mtime), 12),
+            b" " * 8,  # the checksum, counted as spaces
+            info.type,
+            _text(info.linkname, 100),
+            b"ustar\x0000",
+            _text(info.uname, 32),
+            _text(info.gname, 32),
+            _octal(info.devmajor, 8),
+            _octal(info.devminor, 8),
+        )
+    ).ljust(_BLOCK, b"\0")
+    return block[:148] + b"%06o\0 " % sum(block) + block[156:]
+
+
+def tar_header(info: tarfile.TarInfo) -> bytes:
+    """A member's header: USTAR byte for byte as Go writes it, or PAX where USTAR does not reach."""
+    return ustar_header(info) or info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
 
 
 class TarStreamWriter:
@@ -255,20 +328,21 @@ class TarStreamWriter:
     ``truncate``, ``flush`` and ``close``; ``finish`` makes a file sink durable.
     """
 
-    def __init__(self, sink):
+    def __init__(self, sink, path: str | None = None):
         self._file = sink
+        self.path = path  # named by errors writing to it
 
     @classmethod
     def create(cls, path: str) -> TarStreamWriter:
         """A writer on a new file at ``path`` (refuses an existing one)."""
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        return cls(os.fdopen(fd, "wb"))
+        return cls(os.fdopen(fd, "wb"), path)
 
     def add(self, info: tarfile.TarInfo, stream: BinaryIO | None = None) -> None:
         """Write ``info``'s header and ``info.size`` bytes read from ``stream`` to EOF (so its digest is checked)."""
         start = self._file.tell()
         try:
-            self._file.write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+            self._file.write(tar_header(info))
             written = 0
             while stream is not None:
                 chunk = stream.read(COPY_CHUNK)
@@ -282,21 +356,39 @@ class TarStreamWriter:
                 raise DigestMismatch("%s: %d bytes where %d were expected" % (info.name, written, info.size), info.name)
             if written % _BLOCK:
                 self._file.write(b"\0" * (_BLOCK - written % _BLOCK))
+        except OSError as exc:
+            self._cut(start)
+            raise naming_path(exc, self.path) if self.path else exc from None
         except BaseException:
+            self._cut(start)
+            raise
+
+    def _cut(self, start: int) -> None:
+        """Drop a member that failed midway (as far as the file allows: it may be what failed)."""
+        try:
             self._file.seek(start)
             self._file.truncate()
-            raise
+        except OSError:
+            pass
 
     def finish(self) -> None:
         """Write the end-of-archive blocks and make the file durable."""
-        self._file.write(b"\0" * (2 * _BLOCK))
-        self._file.flush()
-        if isinstance(self._file, io.IOBase):
-            os.fsync(self._file.fileno())
-        self._file.close()
+        try:
+            self._file.write(b"\0" * (2 * _BLOCK))
+            self._file.flush()
+            if isinstance(self._file, io.IOBase):
+                os.fsync(self._file.fileno())
+            self._file.close()
+        except OSError as exc:
+            self.close()
+            raise naming_path(exc, self.path) if self.path else exc from None
 
     def close(self) -> None:
-        self._file.close()
+        """Close without finishing (after a failure: an error closing must not hide the one reported)."""
+        try:
+            self._file.close()
+        except OSError:
+            pass
 
 
 class TarBuilder:

@@ -364,11 +364,46 @@ def test_docker_archive_members_are_skopeos(skopeo, image, tmp_path):
     assert skopeo.inspect("oci:%s:back" % (tmp_path / "back"))["Layers"]  # loads as an image
 
 
+def push_layers_backwards(src: str, dest: str, announce: bool) -> None:
+    """Like ``push``, with the last layer put first (as parallel downloads may end); ``announce``: call expect_blobs first."""
+    with open_source(parse_reference(src)) as source, open_destination(parse_reference(dest)) as destination:
+        raw, media_type = source.get_manifest()
+        doc, media_type = _media.parse_manifest(raw, media_type, src)
+        config = doc["config"]
+        new_doc = uncompressed_manifest(doc, json.loads(source.get_blob_bytes(config["digest"], config["size"])), "test")
+        if announce:
+            destination.expect_blobs(
+                [(config["digest"], config["mediaType"])] + [(t["digest"], layer["mediaType"]) for layer, t in zip(doc["layers"], new_doc["layers"])]
+            )
+        for layer, target in reversed(list(zip(doc["layers"], new_doc["layers"]))):
+            stream = VerifyingReader(GunzipReader(source.open_blob(layer["digest"], layer["size"]), "test"), target["digest"], None, "test")
+            with stream:
+                destination.put_blob(stream, target["digest"], None, layer["mediaType"])
+        with source.open_blob(config["digest"], config["size"]) as stream:
+            destination.put_blob(stream, config["digest"], config["size"], config["mediaType"])
+        manifest = go_json(new_doc)
+        destination.put_manifest(manifest, _media.DOCKER_MANIFEST, sha256_digest(manifest), True)
+        destination.commit()
+
+
+@pytest.mark.parametrize("announce", [True, False], ids=["expect_blobs", "order-from-manifest"])
+def test_docker_archive_is_skopeos_byte_for_byte_whatever_order_layers_arrive_in(skopeo, tmp_path, announce):
+    info = build_image(str(tmp_path / "src"), ref="latest", layer_sizes=(5000, 300, 70000, 1), seed=91)
+    ours, theirs = tmp_path / "ours.tar", tmp_path / "theirs.tar"
+    push_layers_backwards(info["reference"], "docker-archive:%s:localhost/app:1" % ours, announce)
+    skopeo.copy(info["reference"], "docker-archive:%s:localhost/app:1" % theirs)
+    with tarfile.open(ours) as a, tarfile.open(theirs) as b:
+        assert a.getnames() == b.getnames()
+        assert [m.get_info() for m in a.getmembers()] == [m.get_info() for m in b.getmembers()]
+    assert ours.read_bytes() == theirs.read_bytes()
+
+
 def test_docker_archive_without_name_has_no_repo_tags(skopeo, image, tmp_path):
     ours, theirs = tmp_path / "ours.tar", tmp_path / "theirs.tar"
     push(image["reference"], "docker-archive:%s" % ours)
     skopeo.copy(image["reference"], "docker-archive:%s" % theirs)
     assert tar_members(ours) == tar_members(theirs)
+    assert ours.read_bytes() == theirs.read_bytes()
     assert json.loads(tar_members(ours)["manifest.json"][1])[0]["RepoTags"] == []
     assert tar_members(ours)["repositories"][1] == b"{}"
 
