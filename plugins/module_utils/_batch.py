@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from ._copy import BlobLedger, CopyOptions, copy_image
-from ._errors import OCIError
+from ._errors import OCIError, describe_os_error
 from ._mirror import CopyPair, TagSelection, is_repository, repository_pairs, select_repository_tags, slice_pairs, sync_pairs
 from ._options import ConnectionOptions
 from ._reference import ImageReference, parse_reference
@@ -102,12 +102,6 @@ def _failure(pair: CopyPair, msg: str, result: dict | None = None) -> dict:
     entry = dict(result or {"src": str(pair.src), "dest": str(pair.dest), "changed": False})
     entry.update(failed=True, msg=msg)
     return entry
-
-
-def describe_os_error(exc: OSError) -> str:
-    """An OSError as a sentence: what failed, on which path."""
-    where = " (%s)" % exc.filename if getattr(exc, "filename", None) else ""
-    return "%s%s" % (exc.strerror or exc.__class__.__name__, where)
 
 
 def run_batch(

@@ -104,3 +104,9 @@ _ADVICE = {
     errno.EIO: "the device reported an input/output error: check the disk",
     errno.EMFILE: "too many open files: raise the open-file limit or lower parallel",
 }
+
+
+def describe_os_error(exc: OSError) -> str:
+    """An OSError as a sentence: what failed, on which path (for a message that names the reference first)."""
+    where = " (%s)" % exc.filename if getattr(exc, "filename", None) else ""
+    return "%s%s" % (exc.strerror or exc.__class__.__name__, where)

@@ -382,7 +382,7 @@ results:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.oci.images.plugins.module_utils._errors import OCIError
+from ansible_collections.oci.images.plugins.module_utils._errors import OCIError, describe_os_error
 from ansible_collections.oci.images.plugins.module_utils._module_setup import side_options, start_module
 
 SIDES = ("src_", "dest_")
@@ -472,6 +472,8 @@ def main() -> None:
         )
     except OCIError as exc:
         module.fail_json(msg=exc.msg)
+    except OSError as exc:  # a file the transport did not expect to fail: still a message, not a traceback
+        module.fail_json(msg="%s: %s" % (params["src"] or params["sync_file"] or "images", describe_os_error(exc)))
     finally:
         close_clients()
     msg = failure_message(summary, batch.single)

@@ -222,7 +222,7 @@ method:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.oci.images.plugins.module_utils._errors import OCIError
+from ansible_collections.oci.images.plugins.module_utils._errors import OCIError, describe_os_error
 from ansible_collections.oci.images.plugins.module_utils._module_setup import side_options, start_module
 
 
@@ -268,6 +268,8 @@ def main() -> None:
         result = delete_image(reference, side_options(module), DeleteRequest(prune=prune, method=params["method"]), check_mode=module.check_mode)
     except OCIError as exc:
         module.fail_json(msg=exc.msg)
+    except OSError as exc:  # a file the transport did not expect to fail: still a message, not a traceback
+        module.fail_json(msg="%s: %s" % (params["image"], describe_os_error(exc)))
     if result["errors"]:
         module.fail_json(msg="%d deletion(s) failed: %s" % (len(result["errors"]), "; ".join(result["errors"])), **result)
     module.exit_json(**result)

@@ -361,7 +361,7 @@ image:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.oci.images.plugins.module_utils._errors import NotFound, OCIError
+from ansible_collections.oci.images.plugins.module_utils._errors import NotFound, OCIError, describe_os_error
 from ansible_collections.oci.images.plugins.module_utils._module_setup import side_options, start_module
 
 
@@ -415,6 +415,8 @@ def main() -> None:
                 module.exit_json(changed=False, exists=False, image={}, msg=exc.msg, **extra)
     except OCIError as exc:
         module.fail_json(msg=exc.msg)
+    except OSError as exc:  # a file the transport did not expect to fail: still a message, not a traceback
+        module.fail_json(msg="%s: %s" % (params["image"], describe_os_error(exc)))
     module.exit_json(changed=False, exists=True, image=image, **extra)
 
 
@@ -431,6 +433,8 @@ def _footprint_of(module, params, parse_reference, open_source) -> None:
             result, missing = references_footprint(sources)
     except OCIError as exc:
         module.fail_json(msg=exc.msg)
+    except OSError as exc:
+        module.fail_json(msg="footprint_of: %s" % describe_os_error(exc))
     module.exit_json(changed=False, exists=not missing, image={}, footprint=result, missing=missing)
 
 
