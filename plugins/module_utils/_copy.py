@@ -146,6 +146,22 @@ def _effective_multi_arch(dest: ImageDestination, options: CopyOptions) -> str:
     return mode
 
 
+def selected_instances(top_doc: dict, mode: str, options: CopyOptions, context: str) -> list[dict]:
+    """The entries of an index that a copy in ``mode`` (see ``_effective_multi_arch``) copies: none for index_only."""
+    if mode == "system":
+        return [_media.select_manifest(top_doc, options.platforms[0] if options.platforms else _media.host_platform(), context)]
+    if mode == "subset":
+        entries: list[dict] = []
+        for platform in options.platforms or []:
+            entry = _media.select_manifest(top_doc, platform, context)
+            if entry not in entries:
+                entries.append(entry)
+        return entries
+    if mode == "index_only":
+        return []
+    return list(top_doc.get("manifests") or [])
+
+
 def _convert(source: ImageSource, doc: dict, media_type: str, target: str, context: str, blobs: list[BlobTransfer]) -> tuple[dict, str]:
     """Convert an image manifest to ``target``; Docker -> OCI also rewrites the config as skopeo does (a new blob)."""
     new_doc, new_type = convert_manifest(doc, media_type, target, context)
@@ -221,21 +237,13 @@ def plan_copy(source: ImageSource, dest: ImageDestination, options: CopyOptions)
     if _media.is_index(top_type):
         mode = _effective_multi_arch(dest, options)
         if mode == "system":
-            wanted = options.platforms[0] if options.platforms else _media.host_platform()
-            chosen = _media.select_manifest(top_doc, wanted, context)
+            chosen = selected_instances(top_doc, mode, options, context)[0]
             child_raw, child_type = source.get_manifest(chosen["digest"])
             write, blobs, config_digest = _plan_image(source, dest, child_raw, child_type or chosen.get("mediaType"), options, context)
             write.top = True
             manifests.append(write)
         else:
-            if mode == "subset":
-                entries = []
-                for platform in options.platforms or []:
-                    entry = _media.select_manifest(top_doc, platform, context)
-                    if entry not in entries:
-                        entries.append(entry)
-            else:
-                entries = list(top_doc.get("manifests") or [])
+            entries = list(top_doc.get("manifests") or []) if mode == "index_only" else selected_instances(top_doc, mode, options, context)
             new_entries = []
             seen_blobs: set[str] = set()
             for entry in entries:
