@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from ._errors import InvalidReference, OCIError
 from ._reference import DOMAIN_RE, ImageReference, parse_docker_name
-from ._signatures import SIGSTORE, SIGSTORE_MIME_TYPE, SIGSTORE_SIGNATURE_ANNOTATION, SIMPLE_SIGNING, InvalidSignature, Signature, digest_matches, parse_payload
+from ._signatures import SIGSTORE, SIGSTORE_MIME_TYPE, SIGSTORE_SIGNATURE_ANNOTATION, SIMPLE_SIGNING, InvalidSignature, Signature, digest_matches, parse_payload, unique_keys
 from ._transports._table import find_transport, transport_named
 
 USER_POLICY = os.path.join(".config", "containers", "policy.json")
@@ -483,22 +483,13 @@ class Policy:
         return "default", self.default
 
 
-def _unique_keys(pairs):
-    seen: dict = {}
-    for key, value in pairs:
-        if key in seen:
-            raise ValueError('duplicate key "%s"' % key)
-        seen[key] = value
-    return seen
-
-
 def parse_policy(value, source: str) -> Policy:
     """A policy from JSON text or an already decoded mapping; InvalidPolicy names ``source`` and the problem."""
     if isinstance(value, (bytes, str)):
         if len(value) > MAX_POLICY_BYTES:
             raise InvalidPolicy("%s: the policy is over %d bytes" % (source, MAX_POLICY_BYTES), source)
         try:
-            value = json.loads(value, object_pairs_hook=_unique_keys)
+            value = json.loads(value, object_pairs_hook=unique_keys)
         except (UnicodeDecodeError, ValueError) as exc:
             raise InvalidPolicy("invalid policy in %s: %s" % (source, exc), source) from None
     doc = _strict_object(value, source, "the policy")

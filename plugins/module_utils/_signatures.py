@@ -145,7 +145,8 @@ def make_payload(kind: str, digest: str, identity: str, timestamp: int | None = 
     return go_json(doc)
 
 
-def _no_duplicates(pairs):
+def unique_keys(pairs):
+    """json object_pairs_hook refusing a key given twice (containers/image's parsers do)."""
     seen: dict = {}
     for key, value in pairs:
         if key in seen:
@@ -170,7 +171,7 @@ def parse_payload(data: bytes, kind: str, where: str) -> Payload:
     """The claims of a payload, refused (InvalidSignature) unless exactly in the form containers/image accepts."""
     expected = SIMPLE_SIGNING_TYPE if kind == SIMPLE_SIGNING else SIGSTORE_PAYLOAD_TYPE
     try:
-        doc = json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicates)
+        doc = json.loads(data.decode("utf-8"), object_pairs_hook=unique_keys)
         doc = _exact(doc, ("critical", "optional"), "the payload")
         critical = _exact(doc["critical"], ("type", "image", "identity"), "critical")
         if critical["type"] != expected:

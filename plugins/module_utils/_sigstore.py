@@ -23,6 +23,8 @@ import hashlib
 import json
 import os
 import re
+import stat
+import tempfile
 
 from ._errors import OCIError
 
@@ -221,3 +223,80 @@ def verify(public_key, payload: bytes, base64_signature: str) -> str | None:
     except (InvalidSignature, ValueError):
         return "cryptographic signature verification failed"
     return None
+
+
+# --- a key pair on disk (oci.images.sigstore_key) ----------------------------------------------
+
+
+def _read(path: str, limit: int = MAX_KEY_FILE_BYTES) -> bytes | None:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(limit + 1)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise KeyFileError("cannot read %s: %s" % (path, exc.strerror or exc), path) from None
+
+
+def _write(path: str, data: bytes, mode: int) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, temp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), mode)
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+        raise
+
+
+def default_public_key_path(private_key_path: str) -> str:
+    """``cosign.key`` -> ``cosign.pub`` (cosign's names); any other name gets ``.pub`` appended."""
+    return private_key_path[: -len(".key")] + ".pub" if private_key_path.endswith(".key") else private_key_path + ".pub"
+
+
+def ensure_key_pair(
+    path: str, public_path: str, passphrase: str, state: str = "present", force: bool = False, label: str = WRITE_PEM_LABEL, check_mode: bool = False
+) -> dict:
+    """Make the key pair files what ``state`` asks; returns the module result (never the private key or passphrase)."""
+    secret = passphrase.encode("utf-8")
+    private_data, public_data = _read(path), _read(public_path)
+    before = {"private_key": "present" if private_data is not None else "absent", "public_key": (public_data or b"").decode("ascii", "replace") or None}
+    result: dict = {"changed": False, "private_key_path": path, "public_key_path": public_path}
+    if state == "absent":
+        after = {"private_key": "absent", "public_key": None}
+        if private_data is not None or public_data is not None:
+            result["changed"] = True
+            if not check_mode:
+                for name in (path, public_path):
+                    if os.path.lexists(name):
+                        os.unlink(name)
+        result["diff"] = {"before": before, "after": after}
+        return result
+    key = None
+    if private_data is not None and not force:
+        key = decrypt_private_key(private_data, secret, path)  # a wrong passphrase fails: an existing key is never replaced silently
+    relabel = key is not None and _pem_block(private_data or b"", path)[0] != label
+    if key is None or relabel:
+        key = key or generate_private_key()
+        result["changed"] = True
+        if not check_mode:
+            _write(path, encrypt_private_key(key, secret, label), 0o600)
+    elif stat.S_IMODE(os.stat(path).st_mode) != 0o600:
+        result["changed"] = True
+        if not check_mode:
+            os.chmod(path, 0o600)
+    public = public_key_pem(key)
+    if public_data != public:
+        result["changed"] = True
+        if not check_mode:
+            _write(public_path, public, 0o644)
+    result.update(public_key=public.decode("ascii"), key_id=key_id(key))
+    result["diff"] = {"before": before, "after": {"private_key": "present", "public_key": public.decode("ascii")}}
+    return result
