@@ -26,7 +26,17 @@ from dataclasses import dataclass, field
 
 from ._errors import InvalidReference, OCIError
 from ._reference import DOMAIN_RE, ImageReference, parse_docker_name
-from ._signatures import SIGSTORE, SIGSTORE_MIME_TYPE, SIGSTORE_SIGNATURE_ANNOTATION, SIMPLE_SIGNING, InvalidSignature, Signature, digest_matches, parse_payload, unique_keys
+from ._signatures import (
+    SIGSTORE,
+    SIGSTORE_MIME_TYPE,
+    SIGSTORE_SIGNATURE_ANNOTATION,
+    SIMPLE_SIGNING,
+    InvalidSignature,
+    Signature,
+    digest_matches,
+    parse_payload,
+    unique_keys,
+)
 from ._transports._table import find_transport, transport_named
 
 USER_POLICY = os.path.join(".config", "containers", "policy.json")

@@ -380,3 +380,67 @@ def trust_from_options(
         for key in keys:
             key.close()
         raise
+
+
+def _describe(signature: Signature, digest: str) -> dict:
+    """What a signature claims, read without verifying it (image_info)."""
+    entry = {"digest": digest, "kind": signature.kind, "where": signature.where, "identity": None, "signed_digest": None, "signer": None}
+    content = signature.data
+    if signature.kind == SIMPLE_SIGNING:
+        from ._gpg import GpgError, untrusted_contents
+
+        try:
+            content, entry["signer"] = untrusted_contents(signature.data)
+        except GpgError as exc:
+            entry["error"] = exc.msg
+            return entry
+        if content is None:
+            entry["error"] = "not a readable OpenPGP signed message"
+            return entry
+    try:
+        payload = parse_payload(content, signature.kind, signature.where)
+    except InvalidSignature as exc:
+        entry["error"] = exc.msg
+        return entry
+    entry.update(identity=payload.identity, signed_digest=payload.digest, creator=payload.creator, timestamp=payload.timestamp)
+    return entry
+
+
+def inspect_signatures(
+    reference: ImageReference, options: ConnectionOptions, settings: RegistriesD, policy: Policy | None = None
+) -> tuple[list[dict], dict | None]:
+    """The signatures of an image (and of each image of an index), and how ``policy`` would judge copying it."""
+    store = open_signature_store(reference, options, settings)
+    if policy is None and (store is None or not store.may_hold_any()):
+        return [], None  # nothing to find: no request made
+    session = PolicySession()
+    try:
+        with open_source(reference, options) as source:
+            raw, media_type = source.get_manifest()
+            doc, media_type = _media.parse_manifest(raw, media_type, str(reference))
+            top = source.manifest_digest(raw)
+            manifests = [(raw, top, False)]
+            if _media.is_index(media_type):
+                for entry in doc.get("manifests") or []:
+                    child_raw, _unused = source.get_manifest(entry["digest"])
+                    manifests.append((child_raw, entry["digest"], True))
+        found = [(r, d, store.read(d, instance) if store is not None else []) for r, d, instance in manifests]
+        entries = [_describe(s, d) for _raw, d, sigs in found for s in sigs]
+        if policy is None:
+            return entries, None
+        scope, requirements = policy.requirements_for(reference)
+        # As skopeo copies it: an index is judged by each of its images.
+        judged = found[1:] if len(found) > 1 else found
+        verdict = {"policy": policy.source, "scope": scope, "requirements": [r.describe() for r in requirements], "accepted": True, "reasons": []}
+        used: list[str] = []
+        for judged_raw, digest, sigs in judged:
+            accepted, reasons, accepted_by = evaluate(requirements, ImageFacts(str(reference), image_identity(reference), judged_raw, digest, sigs), session)
+            where = " (manifest %s)" % digest if len(judged) > 1 else ""
+            verdict["reasons"] += [r + where for r in reasons]
+            used += accepted_by
+            verdict["accepted"] = verdict["accepted"] and accepted
+        for entry in entries:
+            entry["accepted"] = entry["where"] in used
+        return entries, verdict
+    finally:
+        session.close()
