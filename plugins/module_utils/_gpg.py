@@ -35,7 +35,8 @@ def _status(stderr: bytes) -> list[list[str]]:
 
 
 def _messages(stderr: bytes) -> str:
-    text = " ".join(line.strip() for line in stderr.decode("utf-8", "replace").splitlines() if line.startswith("gpg:"))
+    lines = stderr.decode("utf-8", "replace").splitlines()
+    text = " ".join(line.strip() for line in lines if line.startswith("gpg:") and not line.startswith("gpg: keybox"))
     return text[:500] or "no message"
 
 
@@ -68,7 +69,11 @@ class Keyring:
                 rc, _out, err = _run(["--homedir", self.home, *_COMMON, "--status-fd", "2", "--import"], blob, "verifying a signedBy requirement")
                 imported = [words[2].upper() for words in _status(err) if words[0] == "IMPORT_OK" and len(words) > 2]
                 if rc != 0 and not imported:
-                    raise GpgError("%s: gpg could not import the keys: %s" % (where, _messages(err)), where)
+                    raise GpgError(
+                        "%s: gpg could not import the keys (signedBy takes GPG public keys; a sigstore key belongs in sigstoreSigned): %s"
+                        % (where, _messages(err)),
+                        where,
+                    )
                 self.fingerprints += imported
             if not self.fingerprints:
                 raise GpgError("%s: no public keys were imported (is it a GPG keyring or an armored public key?)" % where, where)

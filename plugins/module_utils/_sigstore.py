@@ -177,9 +177,10 @@ def load_public_key(data: bytes, where: str):
 
     if len(data) > MAX_KEY_FILE_BYTES:
         raise KeyFileError("%s: %d bytes is too large for a sigstore public key" % (where, len(data)), where)
-    label, _unused = _pem_block(data, where) if b"-----BEGIN" in data else ("", b"")
+    gpg = b"-----BEGIN PGP " in data or (data[:1] and data[0] in (0x98, 0x99, 0xC6))
+    label = "" if gpg or b"-----BEGIN" not in data else _pem_block(data, where)[0]
     if label != "PUBLIC KEY":
-        hint = " (this looks like a GPG key: use it with signedBy)" if b"PGP PUBLIC KEY" in data or (data[:1] and data[0] in (0x98, 0x99, 0xC6)) else ""
+        hint = " (this looks like a GPG key: use it with signedBy)" if gpg else ""
         raise KeyFileError("%s: not a sigstore public key: expected a PEM 'PUBLIC KEY' block%s" % (where, hint), where)
     try:
         key = serialization.load_pem_public_key(data)

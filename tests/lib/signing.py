@@ -43,7 +43,9 @@ def make_gpg_key(directory: str, name: str, passphrase: str = "") -> GpgKey:
     home = tempfile.mkdtemp(prefix="gnupg-%s-" % name, dir=directory)
     os.chmod(home, 0o700)
     args = ["gpg", "--homedir", home, "--batch", "--no-tty", "--pinentry-mode", "loopback", "--passphrase", passphrase]
-    subprocess.run([*args, "--quick-gen-key", "%s <%s@example.invalid>" % (name, name), "default", "default", "never"], capture_output=True, check=True, timeout=120)
+    subprocess.run(
+        [*args, "--quick-gen-key", "%s <%s@example.invalid>" % (name, name), "default", "default", "never"], capture_output=True, check=True, timeout=120
+    )
     listing = subprocess.run(["gpg", "--homedir", home, "--batch", "--with-colons", "--list-keys"], capture_output=True, text=True, check=True).stdout
     fingerprint = next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:"))
     public_path = os.path.join(directory, "%s.asc" % name)
