@@ -19,6 +19,9 @@ description:
 author:
   - oci.images maintainers (@oci-images)
 extends_documentation_fragment:
+  - oci.images._auth
+  - oci.images._tls
+  - oci.images._retry
   - oci.images._attributes
   - oci.images._attributes.ACTIONGROUP
 attributes:
@@ -68,6 +71,8 @@ options:
     default: cosign
 notes:
   - The passphrase is never returned or logged.
+  - The registry connection options are accepted so that C(module_defaults) for C(group/oci.images.images) apply to
+    every module of the group; this module makes no connection and does not use them.
 seealso:
   - module: oci.images.image_copy
   - name: cosign generate-key-pair
@@ -133,7 +138,6 @@ def main() -> None:
             force=dict(type="bool", default=False),
             pem_label=dict(type="str", choices=["cosign", "sigstore"], default="cosign"),
         ),
-        sides=None,
         libraries=("cryptography", "nacl"),
         required_if=[("state", "present", ("passphrase",))],
     )
