@@ -202,7 +202,7 @@ options:
       - Sign each copied image with this sigstore (cosign) private key file, as C(skopeo copy --sign-by-sigstore-private-key) does.
         M(oci.images.sigstore_key) creates one. Needs the PyNaCl Python library.
       - Registry destinations store these signatures as cosign-style C(sha256-<hex>.sig) attachments, which needs
-        C(use-sigstore-attachments: true) for the destination in O(registries_d).
+        C(use-sigstore-attachments) set to true for the destination in O(registries_d).
     type: path
   sign_passphrase:
     description:
@@ -409,8 +409,8 @@ results:
       type: bool
     blobs:
       description:
-        - What happened to the blobs (in check mode, would happen). Check mode counts the way the real run does: a blob
-          another image of the same task moves to the same place counts as skipped for all but the first.
+        - What happened to the blobs (in check mode, would happen). Check mode counts the way the real run does, so a blob
+          that several images of the same task need in one place counts as skipped for all but the first.
       type: dict
       contains:
         copied:
@@ -433,7 +433,7 @@ results:
       type: int
     note:
       description:
-        - In check mode, why RV(results[].dest_digest_after) is V(null) although the copy would write: layers that the source
+        - In check mode, why RV(results[].dest_digest_after) is V(null) although the copy would write. Layers that the source
           serves uncompressed (C(docker-archive:), engines) are compressed during the copy, so the new digest is known only after it.
       type: str
       returned: in check mode, for such copies

@@ -83,7 +83,7 @@ options:
     default: false
   signature_policy:
     description:
-      - A signature policy (containers-policy.json(5), a path or the policy as a mapping) to judge the image by:
+      - A signature policy (containers-policy.json(5), a path or the policy as a mapping) to judge the image by;
         RV(policy) says whether M(oci.images.image_copy) would accept it, and why.
       - As skopeo does when copying, a multi-arch image is judged by each of its images.
     type: raw
