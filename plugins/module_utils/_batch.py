@@ -20,8 +20,9 @@ from ._errors import OCIError, describe_os_error
 from ._mirror import CopyPair, TagSelection, is_repository, repository_pairs, select_repository_tags, slice_pairs, sync_pairs
 from ._options import ConnectionOptions
 from ._reference import ImageReference, parse_reference
-from ._referrers import copy_referrers
+from ._referrers import COSIGN_SUFFIXES, copy_referrers
 from ._transports._table import open_source
+from ._trust import Trust
 
 
 @dataclass
@@ -45,6 +46,8 @@ class BatchOptions:
     parallel_images: int = 4
     keep_going: bool = False
     referrers: bool = False
+    #: Signature policy and signing (``_trust.Trust``): checked before each copy, signatures carried and made after.
+    trust: Trust | None = None
 
 
 @dataclass
@@ -129,8 +132,12 @@ def run_batch(
         if stop.is_set():
             return None
         result: dict | None = None
+        trust, admission = batch_options.trust, None
         try:
-            result = copy_image(pair.src, pair.dest, pair.src_options, dest_options, options, check_mode=check_mode)
+            if trust is not None:
+                admission = trust.admit(pair.src, pair.dest, pair.src_options, dest_options, options, batch_options.referrers)
+            result = copy_image(admission.source if admission else pair.src, pair.dest, pair.src_options, dest_options, options, check_mode=check_mode)
+            result["src"] = str(pair.src)
             if batch_options.referrers:
                 attached = copy_referrers(
                     pair.src,
@@ -140,9 +147,13 @@ def run_batch(
                     dest_options,
                     lambda src, dest: copy_image(src, dest, pair.src_options, dest_options, options, check_mode=check_mode),
                     check_mode=check_mode,
+                    # Signing with a sigstore key merges into the .sig tag (trust.finish) instead of replacing it.
+                    suffixes=tuple(s for s in COSIGN_SUFFIXES if s != "sig") if trust is not None and trust.signs_sigstore else COSIGN_SUFFIXES,
                 )
                 result["referrers"] = attached["referrers"]
                 result["changed"] = result["changed"] or attached["changed"]
+            if admission is not None:
+                trust.finish(admission, result, pair.dest, dest_options, check_mode)  # type: ignore[union-attr]
             return result
         except (OCIError, OSError) as exc:
             if not batch_options.keep_going:

@@ -9,6 +9,8 @@ import traceback
 
 # Import name -> package name on PyPI.
 REQUIRED = {"requests": "requests", "jsonschema": "jsonschema"}
+# Needed only by some options (sigstore private keys); checked when those are used.
+OPTIONAL = {"nacl": "PyNaCl"}
 
 
 def missing_libraries(names: tuple[str, ...] = tuple(REQUIRED)) -> list[tuple[str, str]]:
@@ -18,5 +20,5 @@ def missing_libraries(names: tuple[str, ...] = tuple(REQUIRED)) -> list[tuple[st
         try:
             importlib.import_module(name)
         except ImportError:
-            missing.append((REQUIRED.get(name, name), traceback.format_exc()))
+            missing.append((REQUIRED.get(name) or OPTIONAL.get(name, name), traceback.format_exc()))
     return missing

@@ -80,7 +80,7 @@ class CopyPlan:
     blobs: list[BlobTransfer] = field(default_factory=list)
 
 
-def _effective_multi_arch(dest: ImageDestination, options: CopyOptions) -> str:
+def effective_multi_arch(dest: ImageDestination, options: CopyOptions) -> str:
     mode = options.multi_arch or ("all" if dest.can_hold_index else "system")
     if not dest.can_hold_index:
         if mode == "all" and options.multi_arch == "all":
@@ -93,6 +93,22 @@ def _effective_multi_arch(dest: ImageDestination, options: CopyOptions) -> str:
     if options.platforms and mode == "all":
         return "subset"
     return mode
+
+
+def selected_instances(top_doc: dict, mode: str, options: CopyOptions, context: str) -> list[dict]:
+    """The entries of an index that a copy in ``mode`` (see ``effective_multi_arch``) copies: none for index_only."""
+    if mode == "system":
+        return [_media.select_manifest(top_doc, options.platforms[0] if options.platforms else _media.host_platform(), context)]
+    if mode == "subset":
+        entries: list[dict] = []
+        for platform in options.platforms or []:
+            entry = _media.select_manifest(top_doc, platform, context)
+            if entry not in entries:
+                entries.append(entry)
+        return entries
+    if mode == "index_only":
+        return []
+    return list(top_doc.get("manifests") or [])
 
 
 def _convert(source: ImageSource, doc: dict, media_type: str, target: str, context: str, blobs: list[BlobTransfer]) -> tuple[dict, str]:
@@ -180,23 +196,15 @@ def plan_copy(source: ImageSource, dest: ImageDestination, options: CopyOptions)
     blobs: list[BlobTransfer] = []
     config_digest = None
     if _media.is_index(top_type):
-        mode = _effective_multi_arch(dest, options)
+        mode = effective_multi_arch(dest, options)
         if mode == "system":
-            wanted = options.platforms[0] if options.platforms else _media.host_platform()
-            chosen = _media.select_manifest(top_doc, wanted, context)
+            chosen = selected_instances(top_doc, mode, options, context)[0]
             child_raw, child_type = source.get_manifest(chosen["digest"])
             write, blobs, config_digest = _plan_image(source, dest, child_raw, child_type or chosen.get("mediaType"), options, context)
             write.top = True
             manifests.append(write)
         else:
-            if mode == "subset":
-                entries = []
-                for platform in options.platforms or []:
-                    entry = _media.select_manifest(top_doc, platform, context)
-                    if entry not in entries:
-                        entries.append(entry)
-            else:
-                entries = list(top_doc.get("manifests") or [])
+            entries = list(top_doc.get("manifests") or []) if mode == "index_only" else selected_instances(top_doc, mode, options, context)
             new_entries = []
             seen_blobs: set[str] = set()
             for entry in entries:

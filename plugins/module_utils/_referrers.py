@@ -76,11 +76,13 @@ def copy_referrers(
     dest_options: ConnectionOptions,
     copy_one,
     check_mode: bool = False,
+    suffixes: tuple[str, ...] = COSIGN_SUFFIXES,
 ) -> dict[str, Any]:
     """Copy the referrers and cosign tags of one copied image (and of each child of an index).
 
     ``copy_one(src_ref, dest_ref)`` copies one manifest and returns its result entry (the engine's
-    ``copy_image`` with the task's options). Returns ``{"referrers": count, "changed": bool}``.
+    ``copy_image`` with the task's options). ``suffixes`` are the cosign tag kinds copied as they are.
+    Returns ``{"referrers": count, "changed": bool}``.
     """
     if not (src.is_registry and dest.is_registry):
         raise Unsupported("%s -> %s: referrers are copied between registries only (docker:// on both sides)" % (src, dest), str(src))
@@ -114,7 +116,7 @@ def copy_referrers(
             if missing:
                 changed |= _merge_fallback(dest, dest_options, subject, missing, check_mode)
             count += len(wanted)
-        for suffix in COSIGN_SUFFIXES:
+        for suffix in suffixes:
             tag = "%s.%s" % (fallback_tag(subject), suffix)
             if src_client.head_manifest(src.repository or "", tag) is None:
                 continue

@@ -175,6 +175,52 @@ options:
       - Registry to registry only, and only when the destination keeps the source digest (no O(format), O(platforms) or O(multi_arch=system)).
     type: bool
     default: false
+  signature_policy:
+    description:
+      - The signature verification policy every source image must satisfy before anything is written, in the
+        containers-policy.json(5) format skopeo reads - a path, or the policy itself as a mapping.
+      - Without it, the policy is read from the files skopeo reads, C($HOME/.config/containers/policy.json), else
+        C(/etc/containers/policy.json); RV(signature_policy) says which one applied.
+      - When neither file exists, no policy applies and every image is accepted (skopeo refuses to copy then) - so
+        playbooks written before signatures were supported keep working. Give a policy to make verification mandatory.
+      - An image the policy refuses fails with a message naming the scope and the requirement that failed;
+        nothing of it is written. See the collection's docs/signatures.md.
+    type: raw
+  registries_d:
+    description:
+      - The containers-registries.d(5) directory that says where registries keep signatures (C(lookaside),
+        C(lookaside-staging), C(use-sigstore-attachments)), like C(skopeo --registries.d).
+      - Default C($HOME/.config/containers/registries.d) when it exists, else C(/etc/containers/registries.d).
+    type: path
+  sign_by:
+    description:
+      - Sign each copied image with this GPG key (its fingerprint) of the keyring of the user the module runs as
+        (C(GNUPGHOME) or C(~/.gnupg)), as C(skopeo copy --sign-by) does ("simple signing"); needs the C(gpg) program.
+      - Registry destinations store these signatures in their lookaside store (see O(registries_d)).
+    type: str
+  sign_by_sigstore_private_key:
+    description:
+      - Sign each copied image with this sigstore (cosign) private key file, as C(skopeo copy --sign-by-sigstore-private-key) does.
+        M(oci.images.sigstore_key) creates one. Needs the PyNaCl Python library.
+      - Registry destinations store these signatures as cosign-style C(sha256-<hex>.sig) attachments, which needs
+        C(use-sigstore-attachments) set to true for the destination in O(registries_d).
+    type: path
+  sign_passphrase:
+    description:
+      - The passphrase of the O(sign_by_sigstore_private_key) or O(sign_by) key. It is given to gpg on its standard input only.
+    type: str
+  sign_identity:
+    description:
+      - The identity (a registry reference with a tag or digest) the new signatures claim. Default is the destination reference,
+        which must then be a registry name (a C(dir:) destination needs O(sign_identity)).
+    type: str
+  remove_signatures:
+    description:
+      - Do not copy the source's signatures. By default they travel with the image, and a copy fails before writing anything
+        when the destination cannot hold them or the copy would rewrite a signed manifest.
+      - Signatures already at the destination are kept either way.
+    type: bool
+    default: false
   slice:
     description:
       - Copy only the images of this slice, so several workers split one mirror with every image copied exactly once.
@@ -203,6 +249,8 @@ seealso:
 requirements:
   - requests
   - jsonschema
+  - PyNaCl (only with O(sign_by_sigstore_private_key))
+  - gpg (only for O(sign_by) and C(signedBy) policies)
 """
 
 EXAMPLES = r"""
@@ -271,12 +319,40 @@ EXAMPLES = r"""
       index: 1
       count: 3
 
+- name: Mirror only what the vendor signed, refusing anything else before it is written
+  oci.images.image_copy:
+    src: docker://quay.io/vendor/app:1.2
+    dest: docker://registry.example.com/mirror/app:1.2
+    signature_policy:
+      default:
+        - type: reject
+      transports:
+        docker:
+          quay.io/vendor:
+            - type: sigstoreSigned
+              keyPath: /etc/pki/vendor-cosign.pub
+              signedIdentity:
+                type: matchRepository
+
+- name: Sign what is mirrored with our own sigstore key
+  oci.images.image_copy:
+    src: docker://quay.io/vendor/app:1.2
+    dest: docker://registry.example.com/mirror/app:1.2
+    registries_d: /etc/containers/registries.d
+    sign_by_sigstore_private_key: /etc/pki/mirror-cosign.key
+    sign_passphrase: "{{ vault_cosign_passphrase }}"
+
 - name: Report what changed
   ansible.builtin.debug:
     msg: "{{ copied.results | selectattr('changed') | map(attribute='dest') | list }}"
 """
 
 RETURN = r"""
+signature_policy:
+  description: The signature policy that applied (a path, or V(signature_policy (inline))); V(null) when none applied.
+  returned: always
+  type: str
+  sample: /etc/containers/policy.json
 digest:
   description: Digest the destination names after the copy (for a single O(src)/O(dest) copy).
   returned: when O(src) is given and the copy succeeded
@@ -362,6 +438,46 @@ results:
           serves uncompressed (C(docker-archive:), engines) are compressed during the copy, so the new digest is known only after it.
       type: str
       returned: in check mode, for such copies
+    policy:
+      description: How the signature policy judged the source image.
+      type: dict
+      returned: when a signature policy applied
+      contains:
+        policy:
+          description: The policy file (or V(signature_policy (inline))).
+          type: str
+        scope:
+          description: The policy scope that applied, like V(docker "registry.example.com/team"), or V(default).
+          type: str
+        accepted:
+          description: Always V(true) here (a refused image is a failed entry whose RV(results[].msg) says why).
+          type: bool
+        requirements:
+          description: The requirements of the scope.
+          type: list
+          elements: str
+        reasons:
+          description: Why each requirement accepted the image (for an index, each image that was copied).
+          type: list
+          elements: str
+    signatures:
+      description: Signatures copied from the source and made by this task (or that would be, in check mode).
+      type: dict
+      returned: when the source had signatures to copy or a signing key was given
+      contains:
+        carried:
+          description: Source signatures written to the destination (those already there are not counted).
+          type: int
+        added:
+          description: New signatures made (none where a valid signature by the same key for the same identity was already there).
+          type: int
+        identity:
+          description: The identity new signatures claim.
+          type: str
+        keys:
+          description: The signing keys (GPG fingerprint, or C(sha256:) of the sigstore public key).
+          type: list
+          elements: str
     failed:
       description: Present and V(true) when this copy failed.
       type: bool
@@ -411,6 +527,13 @@ def main() -> None:
             keep_going=dict(type="bool", default=False),
             referrers=dict(type="bool", default=False),
             slice=dict(type="dict", options=dict(index=dict(type="int", required=True), count=dict(type="int", required=True))),
+            signature_policy=dict(type="raw"),
+            registries_d=dict(type="path"),
+            sign_by=dict(type="str"),
+            sign_by_sigstore_private_key=dict(type="path"),
+            sign_passphrase=dict(type="str", no_log=True),
+            sign_identity=dict(type="str"),
+            remove_signatures=dict(type="bool", default=False),
         ),
         sides=SIDES,
         daemon=True,
@@ -432,6 +555,7 @@ def main() -> None:
     from ansible_collections.oci.images.plugins.module_utils._media import parse_platform
     from ansible_collections.oci.images.plugins.module_utils._mirror import read_sync_file
     from ansible_collections.oci.images.plugins.module_utils._registry._clients import close_clients
+    from ansible_collections.oci.images.plugins.module_utils._trust import trust_from_options
 
     params = module.params
     if params["parallel"] < 1 or params["parallel_images"] < 1:
@@ -440,9 +564,23 @@ def main() -> None:
         module.fail_json(msg="dest is required with src, sync or sync_file")
     if params["referrers"] and (params["format"] or params["platforms"] or params["multi_arch"] == "system"):
         module.fail_json(msg="referrers name their subject by digest: they cannot stay attached with format, platforms or multi_arch: system")
+    if params["signature_policy"] is not None and not isinstance(params["signature_policy"], (str, dict)):
+        module.fail_json(msg="signature_policy must be a path or the policy as a mapping")
     src_options = side_options(module, "src_")
     dest_options = side_options(module, "dest_")
+    trust = None
     try:
+        # Policy, registries.d and keys are read (and passphrases checked) before anything is copied.
+        trust = trust_from_options(
+            params["signature_policy"],
+            params["registries_d"],
+            params["sign_by"],
+            params["sign_by_sigstore_private_key"],
+            params["sign_passphrase"],
+            params["sign_identity"],
+            params["remove_signatures"],
+            runner=src_options.runner,
+        )
         options = CopyOptions(
             multi_arch=params["multi_arch"],
             platforms=[parse_platform(p) for p in params["platforms"]] if params["platforms"] else None,
@@ -467,14 +605,17 @@ def main() -> None:
             batch,
             dest_options,
             options,
-            BatchOptions(parallel_images=params["parallel_images"], keep_going=params["keep_going"], referrers=params["referrers"]),
+            BatchOptions(parallel_images=params["parallel_images"], keep_going=params["keep_going"], referrers=params["referrers"], trust=trust),
             check_mode=module.check_mode,
         )
+        summary["signature_policy"] = trust.policy.source if trust.policy else None
     except OCIError as exc:
         module.fail_json(msg=exc.msg)
     except OSError as exc:  # a file the transport did not expect to fail: still a message, not a traceback
         module.fail_json(msg="%s: %s" % (params["src"] or params["sync_file"] or "images", describe_os_error(exc)))
     finally:
+        if trust is not None:
+            trust.close()
         close_clients()
     msg = failure_message(summary, batch.single)
     if msg:

@@ -81,6 +81,17 @@ options:
       - Works for registry repositories and OCI layouts. Reads every tag's manifest (and each index's images), no layer.
     type: bool
     default: false
+  signature_policy:
+    description:
+      - A signature policy (containers-policy.json(5), a path or the policy as a mapping) to judge the image by;
+        RV(policy) says whether M(oci.images.image_copy) would accept it, and why.
+      - As skopeo does when copying, a multi-arch image is judged by each of its images.
+    type: raw
+  registries_d:
+    description:
+      - The containers-registries.d(5) directory that says where registries keep signatures, like C(skopeo --registries.d).
+      - Default C($HOME/.config/containers/registries.d) when it exists, else C(/etc/containers/registries.d).
+    type: path
 notes:
   - Credentials are never returned or logged. Secrets options are marked C(no_log).
 seealso:
@@ -147,6 +158,66 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+signatures:
+  description:
+    - The signatures of the image, and of each image of a multi-arch index, where skopeo finds them -
+      C(signature-N) files of a C(dir:) image, the lookaside store and cosign-style C(.sig) attachments of a registry
+      (as O(registries_d) configures them).
+    - What each one claims is read without verifying it; with O(signature_policy), RV(signatures[].accepted) says whether the policy accepted it.
+  returned: when the image exists
+  type: list
+  elements: dict
+  contains:
+    digest:
+      description: The manifest the signature is stored for.
+      type: str
+    kind:
+      description: V(simple-signing) (GPG) or V(sigstore).
+      type: str
+    where:
+      description: Where it was found (a file, a URL, an attachment tag and layer).
+      type: str
+    identity:
+      description: The image identity (Docker reference) the signature claims.
+      type: str
+    signed_digest:
+      description: The manifest digest the signature claims.
+      type: str
+    signer:
+      description: For GPG signatures, the fingerprint or key ID of the signing key (as the signature says).
+      type: str
+    accepted:
+      description: With O(signature_policy), whether a requirement of the policy accepted this signature.
+      type: bool
+    error:
+      description: Why the signature could not be read.
+      type: str
+  sample:
+    - digest: sha256:6dd3bfd1de056cf7b63ec83a4d40e3788b793c73c75ad3ad63c65586896c65de
+      kind: simple-signing
+      where: file:///var/lib/containers/sigstore/team/app@sha256=6dd3bfd1de056cf7b63ec83a4d40e3788b793c73c75ad3ad63c65586896c65de/signature-1
+      identity: registry.example.com/team/app:1.2
+      signed_digest: sha256:6dd3bfd1de056cf7b63ec83a4d40e3788b793c73c75ad3ad63c65586896c65de
+      signer: 2004E1DA6914EF28CF752B5887470B9C0AA856DF
+policy:
+  description: With O(signature_policy), whether that policy accepts the image, and why.
+  returned: when O(signature_policy) is given and the image exists
+  type: dict
+  contains:
+    accepted:
+      description: Whether M(oci.images.image_copy) would copy the image under this policy.
+      type: bool
+    scope:
+      description: The policy scope that applies, or V(default).
+      type: str
+    requirements:
+      description: The requirements of that scope.
+      type: list
+      elements: str
+    reasons:
+      description: What each requirement concluded (the last one is why the image is refused, when it is).
+      type: list
+      elements: str
 footprint:
   description:
     - The storage the tags (with O(footprint)) or the references (with O(footprint_of)) take.
@@ -376,6 +447,8 @@ def main() -> None:
             list_tags=dict(type="bool", default=False),
             raw=dict(type="bool", default=False),
             footprint=dict(type="bool", default=False),
+            signature_policy=dict(type="raw"),
+            registries_d=dict(type="path"),
         ),
         daemon=True,
         mutually_exclusive=[["image", "footprint_of"]],
@@ -413,11 +486,24 @@ def main() -> None:
                 image = describe_image(source, platform=platform, list_tags=params["list_tags"], raw=params["raw"])
             except NotFound as exc:
                 module.exit_json(changed=False, exists=False, image={}, msg=exc.msg, **extra)
+        extra.update(_signatures(module, reference))
     except OCIError as exc:
         module.fail_json(msg=exc.msg)
     except OSError as exc:  # a file the transport did not expect to fail: still a message, not a traceback
         module.fail_json(msg="%s: %s" % (params["image"], describe_os_error(exc)))
     module.exit_json(changed=False, exists=True, image=image, **extra)
+
+
+def _signatures(module, reference) -> dict:
+    """The image's signatures, and with signature_policy, whether that policy accepts the image."""
+    params = module.params
+    from ansible_collections.oci.images.plugins.module_utils._policy import load_policy
+    from ansible_collections.oci.images.plugins.module_utils._signature_stores import load_registries_d
+    from ansible_collections.oci.images.plugins.module_utils._trust import inspect_signatures
+
+    policy = load_policy(params["signature_policy"]) if params["signature_policy"] is not None else None
+    signatures, verdict = inspect_signatures(reference, side_options(module), load_registries_d(params["registries_d"]), policy)
+    return {"signatures": signatures, "policy": verdict} if verdict is not None else {"signatures": signatures}
 
 
 def _footprint_of(module, params, parse_reference, open_source) -> None:

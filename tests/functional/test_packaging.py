@@ -18,7 +18,7 @@ from collection_tree import ensure_collection_tree
 pytestmark = pytest.mark.timeout(300)
 
 # An artifact over this size has picked up something that is not the collection (venvs, test data, caches).
-MAX_ARTIFACT_BYTES = 200 * 1024
+MAX_ARTIFACT_BYTES = 300 * 1024
 # Everything the artifact may hold, as path patterns (`*` stays within one path component, `**/` is any
 # number of directories). Anything else fails the test: development files (the demo, CI, linters' and
 # pytest's settings, tests) are left out with build_ignore in galaxy.yml.
@@ -157,7 +157,8 @@ def test_ansible_builder_introspect_finds_requirements_in_the_installed_artifact
     report = _introspect(str(tmp_path))
     found = _python_requirements(report)
     assert set(RUNTIME_LIBRARIES) <= set(found), report
-    assert report.get("system") == [], "bindep.txt lists no system packages, yet introspect reported %s" % report.get("system")
+    # bindep.txt lists gpg, for GPG signatures (image_copy sign_by, signedBy policies), nothing else.
+    assert sorted(line.split("#")[0].strip() for line in report.get("system") or []) == ["gnupg [platform:dpkg]", "gnupg2 [platform:rpm]"], report
 
 
 @pytest.mark.parametrize("kind, name", PLUGINS, ids=["%s:%s" % plugin for plugin in PLUGINS])

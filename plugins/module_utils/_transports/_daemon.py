@@ -129,6 +129,7 @@ class EngineLoadSink(SaveSink):
 class DaemonTransport(Transport):
     name = "docker-daemon"
     syntax = "docker-daemon:name:tag"
+    policy_scopes = "name"
 
     def parse(self, rest: str, text: str) -> ImageReference:
         return parse_engine_name(self.name, rest, text)

@@ -211,6 +211,7 @@ class DirectoryDeleteTarget(DeleteTarget):
 class DirectoryTransport(Transport):
     name = "dir"
     syntax = "dir:PATH"
+    policy_scopes = "path"
 
     def parse(self, rest: str, text: str) -> ImageReference:
         if not rest:
@@ -228,6 +229,11 @@ class DirectoryTransport(Transport):
 
     def delete_target(self, reference: ImageReference, options: ConnectionOptions) -> DirectoryDeleteTarget:
         return DirectoryDeleteTarget(reference, options)
+
+    def open_signatures(self, reference: ImageReference, options: ConnectionOptions, settings):
+        from .._signature_stores import DirectorySignatureStore
+
+        return DirectorySignatureStore(reference, options, settings)
 
 
 register(DirectoryTransport())

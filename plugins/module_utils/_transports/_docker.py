@@ -160,6 +160,7 @@ class RegistryDeleteTarget(DeleteTarget):
 class RegistryTransport(Transport):
     name = "docker"
     syntax = "docker://HOST/REPOSITORY[:TAG|@DIGEST]"
+    policy_scopes = "name"
     is_registry = True
     holds_names = True
 
@@ -180,6 +181,11 @@ class RegistryTransport(Transport):
 
     def delete_target(self, reference: ImageReference, options: ConnectionOptions) -> RegistryDeleteTarget:
         return RegistryDeleteTarget(reference, options)
+
+    def open_signatures(self, reference: ImageReference, options: ConnectionOptions, settings):
+        from .._signature_stores import RegistrySignatureStore
+
+        return RegistrySignatureStore(reference, options, settings)
 
 
 register(RegistryTransport())

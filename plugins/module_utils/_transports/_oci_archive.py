@@ -129,6 +129,7 @@ class OCIArchiveDestination(ImageDestination):
 class OCIArchiveTransport(Transport):
     name = "oci-archive"
     syntax = "oci-archive:PATH[:REF]"
+    policy_scopes = "path"
     holds_names = True
 
     def parse(self, rest: str, text: str) -> ImageReference:

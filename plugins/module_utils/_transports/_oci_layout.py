@@ -366,6 +366,7 @@ class LayoutDeleteTarget(DeleteTarget):
 class OCILayoutTransport(Transport):
     name = "oci"
     syntax = "oci:PATH[:REF]"
+    policy_scopes = "path"
     holds_names = True
 
     def parse(self, rest: str, text: str) -> ImageReference:

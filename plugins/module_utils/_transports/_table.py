@@ -21,6 +21,7 @@ from .._options import ConnectionOptions
 
 if TYPE_CHECKING:  # pragma: no cover
     from .._reference import ImageReference
+    from .._signature_stores import SignatureStore
     from ._base import DeleteTarget, ImageDestination, ImageSource
 
 
@@ -35,6 +36,10 @@ class Transport:
     is_registry = False
     #: References name a place that holds many named images (tags or refs), so tags can be listed without one.
     holds_names = False
+    #: How containers-policy.json scopes name this transport's images (see ``_policy``): "name"
+    #: (registry/repository:tag and its namespaces), "path" (the absolute path and its parents), or ""
+    #: (only the transport's default scope).
+    policy_scopes = ""
 
     def parse(self, rest: str, text: str) -> ImageReference:
         """The reference ``text`` (``rest`` is what follows ``name:``)."""
@@ -62,6 +67,10 @@ class Transport:
             % (reference, self.name, ", ".join(t.name + ":" for t in transports() if t.can_delete())),
             str(reference),
         )
+
+    def open_signatures(self, reference: ImageReference, options: ConnectionOptions, settings) -> SignatureStore | None:
+        """Where images named by ``reference`` keep their signatures (``settings``: registries.d); None when nowhere."""
+        return None
 
     def can_write(self) -> bool:
         return type(self).open_destination is not Transport.open_destination
