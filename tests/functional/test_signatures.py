@@ -21,6 +21,7 @@ import subprocess
 
 import pytest
 from ansible_run import run_module
+from collection_tree import subprocess_runner
 from images import build_image, build_index
 from signing import make_gpg_key, skopeo_accepts, skopeo_run, write_policy, write_registries_d
 
@@ -107,7 +108,7 @@ def policy_file(world, name: str, requirement: dict, transport: str = "docker") 
 
 def our_decision(world, policy: dict, src: str) -> tuple[bool, str]:
     """The collection's policy check, in-process, for copying ``src`` (nothing is copied)."""
-    trust = Trust(parse_policy(policy, "test policy"), load_registries_d(world["registries_d"]))
+    trust = Trust(parse_policy(policy, "test policy"), load_registries_d(world["registries_d"]), runner=subprocess_runner)
     try:
         trust.admit(parse_reference(src), parse_reference("dir:%s" % (world["base"] / "never-written")), PLAIN, PLAIN, CopyOptions())
         return True, ""
