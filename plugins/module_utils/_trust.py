@@ -336,7 +336,7 @@ class Trust:
                         present.append(signature)
                     report["added"] += 1
             report["identity"] = str(identity)
-            report["keys"] = [key.name for key in self.keys]
+            report["signed_by"] = [key.name for key in self.keys]
         result["signatures"] = report
         if report["carried"] or report["added"]:
             result["changed"] = True

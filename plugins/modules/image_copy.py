@@ -474,7 +474,7 @@ results:
         identity:
           description: The identity new signatures claim.
           type: str
-        keys:
+        signed_by:
           description: The signing keys (GPG fingerprint, or C(sha256:) of the sigstore public key).
           type: list
           elements: str

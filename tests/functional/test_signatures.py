@@ -241,7 +241,7 @@ def test_an_image_we_signed_with_gpg_is_accepted_by_skopeo_and_refused_once_alte
         "carried": 0,
         "added": 0,
         "identity": dest[len("docker://") :],
-        "keys": [world["signer"].fingerprint],
+        "signed_by": [world["signer"].fingerprint],
     }
     # Altered: another image under the signed tag.
     skopeo_run("--insecure-policy", "copy", "--quiet", "--dest-tls-verify=false", world["image2"]["reference"], dest)
