@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_RETRIES = 3
+DEFAULT_RATE_LIMIT_MAX_WAIT = 60.0
 
 
 @dataclass
@@ -26,6 +27,13 @@ class ConnectionOptions:
     timeout: float = DEFAULT_TIMEOUT
     retries: int = DEFAULT_RETRIES
     daemon_host: str | None = None
+    # Pacing (see _registry/_pacing.py): per registry host, for every request sent to it.
+    requests_per_second: float | None = None
+    max_concurrent_requests: int | None = None
+    rate_limit_floor: int = 0
+    rate_limit_max_wait: float = DEFAULT_RATE_LIMIT_MAX_WAIT
+    # registries.conf: None finds it as podman does, False ignores it, a path reads that file.
+    registries_conf: str | bool | None = None
 
     def __repr__(self) -> str:
         # Never show secrets, even in a traceback or debug output.

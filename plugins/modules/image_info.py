@@ -26,6 +26,7 @@ extends_documentation_fragment:
   - oci.images._tls
   - oci.images._daemon
   - oci.images._retry
+  - oci.images._upstreams
   - oci.images._attributes
   - oci.images._attributes.INFO_MODULE
   - oci.images._attributes.ACTIONGROUP
@@ -147,6 +148,12 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+rate_limit_waits:
+  description:
+    - Per registry host that made the task wait or reported a quota, what it cost, in the form
+      RV(oci.images.image_copy#module:rate_limit_waits) describes. Empty when none did.
+  returned: always
+  type: dict
 footprint:
   description:
     - The storage the tags (with O(footprint)) or the references (with O(footprint_of)) take.

@@ -194,6 +194,8 @@ class FaultProxy:
         self.faults: list[Fault] = []
         self.log: list[Exchange] = []
         self.limiter: RateLimit | None = None
+        self.in_flight = 0
+        self.max_in_flight = 0  # the most requests the proxy was handling at once
         # Called as intercept(handler, method, path) before forwarding; the status it sent when it answered the request itself.
         self.intercept = None
         self._lock = threading.Lock()
@@ -238,6 +240,7 @@ class FaultProxy:
             self.faults.clear()
             self.log.clear()
             self.limiter = None
+            self.max_in_flight = self.in_flight
 
     def rate_limit(self, limit: int, window: float, **kw) -> RateLimit:
         """Limit counted requests to ``limit`` per ``window`` seconds from now on (see ``RateLimit``)."""
@@ -260,6 +263,16 @@ class FaultProxy:
 
     # --- one request ----------------------------------------------------------------------------
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            self._handle_counted(h)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _handle_counted(self, h: BaseHTTPRequestHandler) -> None:
         method, path = h.command, h.path
         record = Exchange(method, path, h.headers.get("Range"), headers={k.lower(): v for k, v in h.headers.items()})
         with self._lock:

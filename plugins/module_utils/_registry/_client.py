@@ -289,6 +289,12 @@ class RegistryClient:
             return NotFound("%s: not found in %s (%s)" % (what, self.registry, detail), what)
         if code == "UNSUPPORTED" or response.status_code == 405:
             return Unsupported("registry %s does not support %s for %s (%s)" % (self.registry, action, what, detail), what)
+        asked = self.http.retry_after(response)
+        if asked is not None and asked > self.http.pacer.settings.max_wait:
+            detail += "; it asked to wait %.0f s (Retry-After), more than rate_limit_max_wait (%.0f s): raise it or try again later" % (
+                asked,
+                self.http.pacer.settings.max_wait,
+            )
         return RegistryError(
             "registry %s failed to %s %s: HTTP %d (%s)" % (self.registry, action, what, response.status_code, detail), what, response.status_code, code
         )
@@ -460,8 +466,11 @@ class RegistryClient:
             else:
                 raise self._error(response, what, "list referrers")
         if descriptors is None:
+            fallback = digest.replace(":", "-")
+            if self.head_manifest(repository, fallback) is None:
+                return []  # asked with a HEAD: no manifest GET (a pull, on Docker Hub) for the usual absent tag
             try:
-                raw, _media_type, _digest = self.get_manifest(repository, digest.replace(":", "-"))
+                raw, _media_type, _digest = self.get_manifest(repository, fallback)
             except NotFound:
                 return []
             descriptors = decode_object(raw, MAX_MANIFEST_BYTES, "referrers fallback index", what).get("manifests") or []
@@ -488,7 +497,7 @@ class RegistryClient:
             if response is not None:
                 if response.status_code not in RETRY_STATUSES and response.status_code != 429:
                     return response
-                if not budget.take():
+                if self.http.waits_too_long(response) or not budget.take():
                     return response
                 response.close()
             try:
