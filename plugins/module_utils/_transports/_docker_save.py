@@ -20,6 +20,7 @@ import lzma
 import os
 import tarfile
 import tempfile
+import threading
 from typing import BinaryIO, Callable
 
 from .. import _media
@@ -353,12 +354,15 @@ class DockerSaveDestination(ImageDestination):
         self._held: dict[str, str] = {}  # digest -> spool file of blobs that may be the config
         self._layers: dict[str, str] = {}  # diff ID -> member name
         self._config_digest: str | None = None
+        self._open_lock = threading.Lock()
 
     def _builder(self) -> TarBuilder:
-        if self._tar is None:
-            writer, self._spool_dir = self.sink.open()
-            self._tar = TarBuilder(writer, self._spool_dir, save_member, self.context)
-        return self._tar
+        # Blobs arrive from parallel threads: the archive is opened once, by the first of them.
+        with self._open_lock:
+            if self._tar is None:
+                writer, self._spool_dir = self.sink.open()
+                self._tar = TarBuilder(writer, self._spool_dir, save_member, self.context)
+            return self._tar
 
     def current_digest(self) -> str | None:
         return self.sink.current_image_id()
