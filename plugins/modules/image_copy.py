@@ -331,6 +331,12 @@ results:
     src_digest:
       description: Digest of the source's top-level manifest (the index for a multi-arch image).
       type: str
+    src_location:
+      description:
+        - For a registry source, where the image was read - the name itself, or the mirror or remapped location
+          O(registries_conf) sent the read to (the first that had the image).
+      type: str
+      sample: mirror.example.com/dockerhub/library/fedora:39
     dest_digest_before:
       description: Digest the destination named before (V(null) when it did not exist). For C(docker-archive:) destinations, the image ID.
       type: str

@@ -226,6 +226,13 @@ image:
       description: Normalized repository name, for references that have one.
       type: str
       sample: docker.io/library/fedora
+    location:
+      description:
+        - For a registry image, where it was read - the name itself, or the mirror or remapped location
+          O(registries_conf) sent the read to (the first that had the image).
+      type: str
+      returned: for registry images
+      sample: mirror.example.com/dockerhub/library/fedora:39
     reference:
       description: The normalized reference that was inspected (for a repository or layout as a whole, V(docker://host/repo), V(oci:/path)).
       type: str
@@ -419,6 +426,8 @@ def main() -> None:
                 module.exit_json(changed=False, exists=True, image=repository, **extra)
             try:
                 image = describe_image(source, platform=platform, list_tags=params["list_tags"], raw=params["raw"])
+                if source.location:
+                    image["location"] = source.location
             except NotFound as exc:
                 module.exit_json(changed=False, exists=False, image={}, msg=exc.msg, **extra)
     except OCIError as exc:
