@@ -98,6 +98,8 @@ options:
       - Registry keys with C(images) (repository to a list of tags or digests; an empty list means every tag),
         C(images-by-tag-regex) (unanchored regular expression, as skopeo), C(images-by-semver), C(credentials),
         C(tls-verify) and C(cert-dir).
+      - Keys of ours beside skopeo's pace one registry - C(requests-per-second), C(max-concurrent-requests) and
+        C(rate-limit-floor), the meanings of O(requests_per_second), O(max_concurrent_requests) and O(rate_limit_floor).
       - Images land at O(dest)C(/<last path component>:tag), or at O(dest)C(/<registry>/<path>:tag) with O(scoped).
       - Mutually exclusive with O(src), O(images) and O(sync_file).
     type: dict
