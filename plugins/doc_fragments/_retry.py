@@ -16,7 +16,8 @@ options:
   retries:
     description:
       - How many times a request is retried after a connection error, a timeout, or an answer of
-        HTTP 429, 500, 502, 503 or 504, with exponential backoff and jitter (C(Retry-After) is honoured).
+        HTTP 429, 500, 502, 503 or 504, with exponential backoff and jitter; a C(Retry-After) on a 429 or 503
+        (seconds or a date) is waited for instead, up to C(rate_limit_max_wait) where the module has that option (60 seconds otherwise).
         A request is sent at most O(retries)+1 times.
       - One blob transfer spends at most O(retries) retries in all, shared by every request made for it
         (reading and resuming the source, the upload session, the upload, starting the blob over), so a blob

@@ -8,7 +8,7 @@ side (``image_info``) or for two prefixed sides (``src_``/``dest_`` in ``image_c
 
 from __future__ import annotations
 
-from ._options import DEFAULT_RETRIES, DEFAULT_TIMEOUT, ConnectionOptions
+from ._options import DEFAULT_RATE_LIMIT_MAX_WAIT, DEFAULT_RETRIES, DEFAULT_TIMEOUT, ConnectionOptions
 
 _PER_SIDE = {
     "username": {"type": "str"},
@@ -23,6 +23,11 @@ _SHARED = {
     "auth_file": {"type": "path"},
     "timeout": {"type": "float", "default": DEFAULT_TIMEOUT},
     "retries": {"type": "int", "default": DEFAULT_RETRIES},
+    "requests_per_second": {"type": "float"},
+    "max_concurrent_requests": {"type": "int"},
+    "rate_limit_floor": {"type": "int", "default": 0},
+    "rate_limit_max_wait": {"type": "float", "default": DEFAULT_RATE_LIMIT_MAX_WAIT},
+    "registries_conf": {"type": "raw"},
 }
 
 
@@ -50,6 +55,20 @@ def daemon_argument_spec(prefixes: tuple[str, ...] = ("",)) -> dict:
     return {prefix + "daemon_host": {"type": "str"} for prefix in prefixes}
 
 
+def check_connection_params(params: dict) -> str | None:
+    """What is wrong with the shared connection options, as a message; None when nothing is."""
+    if params.get("requests_per_second") is not None and params["requests_per_second"] <= 0:
+        return "requests_per_second must be above 0"
+    if params.get("max_concurrent_requests") is not None and params["max_concurrent_requests"] < 1:
+        return "max_concurrent_requests must be at least 1"
+    if (params.get("rate_limit_floor") or 0) < 0 or (params.get("rate_limit_max_wait") or 0) < 0:
+        return "rate_limit_floor and rate_limit_max_wait must not be negative"
+    value = params.get("registries_conf")
+    if value is not None and not isinstance(value, (str, bool)):
+        return "registries_conf must be the path of a registries.conf file, or false to ignore registries.conf"
+    return None
+
+
 def connection_constraints(prefixes: tuple[str, ...] = ("",)) -> dict:
     """mutually_exclusive / required_together lists matching connection_argument_spec."""
     return {
@@ -62,6 +81,7 @@ def connection_options(params: dict, prefix: str = "") -> ConnectionOptions:
     """ConnectionOptions for one side from module params."""
     timeout = params.get("timeout")
     retries = params.get("retries")
+    max_wait = params.get("rate_limit_max_wait")
     return ConnectionOptions(
         username=params.get(prefix + "username"),
         password=params.get(prefix + "password"),
@@ -74,8 +94,27 @@ def connection_options(params: dict, prefix: str = "") -> ConnectionOptions:
         timeout=DEFAULT_TIMEOUT if timeout is None else float(timeout),
         retries=DEFAULT_RETRIES if retries is None else int(retries),
         daemon_host=params.get(prefix + "daemon_host"),
+        requests_per_second=params.get("requests_per_second"),
+        max_concurrent_requests=params.get("max_concurrent_requests"),
+        rate_limit_floor=params.get("rate_limit_floor") or 0,
+        rate_limit_max_wait=DEFAULT_RATE_LIMIT_MAX_WAIT if max_wait is None else float(max_wait),
+        registries_conf=registries_conf_setting(params.get("registries_conf")),
         option_prefix=prefix,
     )
+
+
+def registries_conf_setting(value) -> str | bool | None:
+    """The ``registries_conf`` option as ConnectionOptions holds it: None (find it), False (ignore it) or a path."""
+    if value is None or value is True:
+        return None
+    if isinstance(value, bool):
+        return False
+    text = str(value).strip()
+    if text.lower() in ("false", "no", "off", "0", ""):
+        return False
+    if text.lower() in ("true", "yes", "on", "1"):
+        return None
+    return text
 
 
 def _validate_certs(params: dict, prefix: str) -> bool:

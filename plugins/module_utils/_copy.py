@@ -310,7 +310,7 @@ def copy_image(
         same = _unchanged_by_head(source, destination, options)
         if same is not None:
             result = {
-                "src": str(src),
+                "src": str(source.reference),
                 "dest": str(dest),
                 "src_digest": same,
                 "dest_digest_before": same,
@@ -320,6 +320,8 @@ def copy_image(
                 "bytes_copied": 0,
                 "seconds": round(time.monotonic() - started, 3),
             }
+            if source.location:
+                result["src_location"] = source.location
             return result
         plan = plan_copy(source, destination, options)
         result = {
@@ -342,5 +344,7 @@ def copy_image(
                 result["bytes_copied"] = stats.pop("bytes")
                 result["dest_digest_after"] = stats.pop("digest")
                 result["blobs"] = stats
+        if source.location:
+            result["src_location"] = source.location
     result["seconds"] = round(time.monotonic() - started, 3)
     return result

@@ -23,7 +23,9 @@ from ._versions import VersionRange, parse_version
 
 # Until repository mode and sync write local trees, what a user with a local destination is told.
 _LOCAL_DEST = "%s into a registry; %s is local: copy one image per task there (src with a tag or digest, dest PATH with its ref)"
-SYNC_KEYS = ("images", "images-by-tag-regex", "images-by-semver", "credentials", "tls-verify", "cert-dir")
+SKOPEO_SYNC_KEYS = ("images", "images-by-tag-regex", "images-by-semver", "credentials", "tls-verify", "cert-dir")
+# Ours, beside skopeo's: how the registry is paced.
+SYNC_KEYS = (*SKOPEO_SYNC_KEYS, "requests-per-second", "max-concurrent-requests", "rate-limit-floor")
 
 
 @dataclass
@@ -158,7 +160,7 @@ def sync_pairs(
             raise OCIError("%s: expected a mapping with images, images-by-tag-regex, images-by-semver" % where)
         unknown = set(entry) - set(SYNC_KEYS)
         if unknown:
-            raise OCIError("%s: unknown key(s) %s; skopeo sync knows %s" % (where, ", ".join(sorted(unknown)), ", ".join(SYNC_KEYS)))
+            raise OCIError("%s: unknown key(s) %s; known keys are %s" % (where, ", ".join(sorted(unknown)), ", ".join(SYNC_KEYS)))
         options = replace(base_options)
         credentials = entry.get("credentials") or {}
         if credentials:
@@ -171,6 +173,7 @@ def sync_pairs(
             options.validate_certs = bool(entry["tls-verify"])
         if entry.get("cert-dir"):
             options.cert_dir = entry["cert-dir"]
+        _pacing_from_entry(entry, options, where)
 
         for repository, tags in (entry.get("images") or {}).items():
             source = _repository_reference(registry, repository, where)
@@ -201,6 +204,25 @@ def sync_pairs(
                     image = source.with_tag(tag)
                     pairs.append(CopyPair(image, _dest_for(image, dest_prefix, scoped, append_suffix), options))
     return pairs
+
+
+def _pacing_from_entry(entry: dict, options: ConnectionOptions, where: str) -> None:
+    """A sync spec registry's own pacing (keys of ours, beside skopeo's): requests per second, concurrency, quota floor."""
+    for key, attribute, kind, least in (
+        ("requests-per-second", "requests_per_second", float, 0.0),
+        ("max-concurrent-requests", "max_concurrent_requests", int, 1),
+        ("rate-limit-floor", "rate_limit_floor", int, 0),
+    ):
+        if key not in entry:
+            continue
+        value = entry[key]
+        try:
+            number = kind(value)
+        except (TypeError, ValueError):
+            number = None
+        if number is None or isinstance(value, bool) or number < least or (kind is float and number == 0):
+            raise OCIError("%s: %s must be a number%s, not %r" % (where, key, " above 0" if kind is float else " of at least %d" % least, value))
+        setattr(options, attribute, number)
 
 
 def read_sync_file(path: str) -> dict:

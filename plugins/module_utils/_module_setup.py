@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ._commands import module_command_runner
-from ._connection_args import connection_argument_spec, connection_constraints, connection_options, daemon_argument_spec
+from ._connection_args import check_connection_params, connection_argument_spec, connection_constraints, connection_options, daemon_argument_spec
 from ._deps import REQUIRED, missing_libraries
 from ._options import ConnectionOptions
 
@@ -46,7 +46,29 @@ def start_module(
     module = module_class(argument_spec=spec, supports_check_mode=True, mutually_exclusive=exclusive, required_together=together, **kwargs)
     for library, error in missing_libraries(libraries):
         module.fail_json(msg=missing_required_lib(library), exception=error)
+    problem = check_connection_params(module.params) if sides is not None else None
+    if problem:
+        module.fail_json(msg=problem)
+    if sides is not None:
+        _report_rate_limit_waits(module)
     return module
+
+
+def _report_rate_limit_waits(module) -> None:
+    """Every result of the module says how long registries made it wait (``rate_limit_waits``); long waits warn too."""
+    from ._registry._pacing import long_wait_warnings, rate_limit_report
+
+    for name in ("exit_json", "fail_json"):
+        finish = getattr(module, name)
+
+        def with_waits(*args, _finish=finish, **kwargs):
+            report = rate_limit_report()
+            kwargs.setdefault("rate_limit_waits", report)
+            for warning in long_wait_warnings(report):
+                module.warn(warning)
+            _finish(*args, **kwargs)
+
+        setattr(module, name, with_waits)
 
 
 def side_options(module, prefix: str = "") -> ConnectionOptions:

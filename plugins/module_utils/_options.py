@@ -12,6 +12,7 @@ CommandRunner = Callable[[list, Optional[bytes]], "tuple[int, bytes, bytes]"]
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_RETRIES = 3
+DEFAULT_RATE_LIMIT_MAX_WAIT = 60.0
 
 
 @dataclass
@@ -30,6 +31,13 @@ class ConnectionOptions:
     timeout: float = DEFAULT_TIMEOUT
     retries: int = DEFAULT_RETRIES
     daemon_host: str | None = None
+    # Pacing (see _registry/_pacing.py): per registry host, for every request sent to it.
+    requests_per_second: float | None = None
+    max_concurrent_requests: int | None = None
+    rate_limit_floor: int = 0
+    rate_limit_max_wait: float = DEFAULT_RATE_LIMIT_MAX_WAIT
+    # registries.conf: None finds it as podman does, False ignores it, a path reads that file.
+    registries_conf: str | bool | None = None
     # The prefix of the module options these came from ("src_", "dest_" or ""), so messages name the option a user can
     # set for that side. Part of the identity: the two sides of a copy never share a client (nor its messages).
     option_prefix: str = ""

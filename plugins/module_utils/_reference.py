@@ -69,6 +69,9 @@ class ImageReference:
     store: str | None = None  # containers-storage "[driver@root+runroot:options]"
     image_id: str | None = None  # docker-daemon / containers-storage image ID
     text: str = ""
+    # A registry name written without registry and without transport (``fedora``, ``team/app``), as written
+    # (no tag, no digest): registries.conf may resolve it through aliases and search registries.
+    short_name: str | None = None
 
     @property
     def name(self) -> str | None:
@@ -162,6 +165,18 @@ def parse_docker_name(text: str, context: str | None = None) -> tuple[str, str, 
     if len(registry) + 1 + len(repository) > NAME_TOTAL_MAX:
         raise InvalidReference("image name in %r is longer than %d characters" % (ctx, NAME_TOTAL_MAX), ctx)
     return registry, repository, tag, digest
+
+
+def short_name_of(name: str) -> str | None:
+    """``name`` without tag or digest when it names no registry (podman's short names), else None."""
+    bare = name.partition("@")[0]
+    slash, colon = bare.rfind("/"), bare.rfind(":")
+    if colon > slash:
+        bare = bare[:colon]
+    first, sep, _rest = bare.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost" or first.lower() != first):
+        return None
+    return bare
 
 
 def split_path(rest: str, transport: str, text: str) -> tuple[str, str | None]:

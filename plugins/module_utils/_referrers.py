@@ -34,6 +34,9 @@ def fallback_tag(digest: str) -> str:
 def _subjects(src: ImageReference, src_options: ConnectionOptions, top_digest: str) -> list[str]:
     """The top digest, and for an index, each child it lists."""
     client = registry_client(src.registry, src_options)
+    head = client.head_manifest(src.repository or "", top_digest)
+    if head is not None and head.media_type and not _media.is_index(head.media_type):
+        return [top_digest]  # a HEAD answers it: no manifest GET (a pull, on Docker Hub) for a single image
     raw, media_type, _digest = client.get_manifest(src.repository or "", top_digest)
     doc, media_type = _media.parse_manifest(raw, media_type, str(src.with_digest(top_digest)))
     subjects = [top_digest]

@@ -22,6 +22,7 @@ author:
 extends_documentation_fragment:
   - oci.images._copy_connection
   - oci.images._retry
+  - oci.images._upstreams
   - oci.images._attributes
   - oci.images._attributes.ACTIONGROUP
 attributes:
@@ -97,6 +98,8 @@ options:
       - Registry keys with C(images) (repository to a list of tags or digests; an empty list means every tag),
         C(images-by-tag-regex) (unanchored regular expression, as skopeo), C(images-by-semver), C(credentials),
         C(tls-verify) and C(cert-dir).
+      - Keys of ours beside skopeo's pace one registry - C(requests-per-second), C(max-concurrent-requests) and
+        C(rate-limit-floor), the meanings of O(requests_per_second), O(max_concurrent_requests) and O(rate_limit_floor).
       - Images land at O(dest)C(/<last path component>:tag), or at O(dest)C(/<registry>/<path>:tag) with O(scoped).
       - Mutually exclusive with O(src), O(images) and O(sync_file).
     type: dict
@@ -353,6 +356,16 @@ signature_policy:
   returned: always
   type: str
   sample: /etc/containers/policy.json
+rate_limit_waits:
+  description:
+    - Per registry host that made the task wait, or that reported a rate-limit quota - how many requests waited,
+      the wall time during which at least one did (seconds), the longest single wait, why (C(rate_limit) for the quota
+      and O(rate_limit_floor), C(retry_after), C(requests_per_second), C(concurrency)), and the last quota it reported.
+    - Empty when no registry made the task wait or reported a quota.
+  returned: always
+  type: dict
+  sample: {"registry-1.docker.io": {"waits": 12, "seconds": 41.5, "longest": 6.2, "reasons": {"rate_limit": 12},
+           "quota": {"limit": 100, "remaining": 3, "window": 21600}}}
 digest:
   description: Digest the destination names after the copy (for a single O(src)/O(dest) copy).
   returned: when O(src) is given and the copy succeeded
@@ -397,6 +410,12 @@ results:
     src_digest:
       description: Digest of the source's top-level manifest (the index for a multi-arch image).
       type: str
+    src_location:
+      description:
+        - For a registry source, where the image was read - the name itself, or the mirror or remapped location
+          O(registries_conf) sent the read to (the first that had the image).
+      type: str
+      sample: mirror.example.com/dockerhub/library/fedora:39
     dest_digest_before:
       description: Digest the destination named before (V(null) when it did not exist). For C(docker-archive:) destinations, the image ID.
       type: str

@@ -26,6 +26,7 @@ extends_documentation_fragment:
   - oci.images._tls
   - oci.images._daemon
   - oci.images._retry
+  - oci.images._upstreams
   - oci.images._attributes
   - oci.images._attributes.INFO_MODULE
   - oci.images._attributes.ACTIONGROUP
@@ -218,6 +219,12 @@ policy:
       description: What each requirement concluded (the last one is why the image is refused, when it is).
       type: list
       elements: str
+rate_limit_waits:
+  description:
+    - Per registry host that made the task wait or reported a quota, what it cost, in the form
+      RV(oci.images.image_copy#module:rate_limit_waits) describes. Empty when none did.
+  returned: always
+  type: dict
 footprint:
   description:
     - The storage the tags (with O(footprint)) or the references (with O(footprint_of)) take.
@@ -290,6 +297,13 @@ image:
       description: Normalized repository name, for references that have one.
       type: str
       sample: docker.io/library/fedora
+    location:
+      description:
+        - For a registry image, where it was read - the name itself, or the mirror or remapped location
+          O(registries_conf) sent the read to (the first that had the image).
+      type: str
+      returned: for registry images
+      sample: mirror.example.com/dockerhub/library/fedora:39
     reference:
       description: The normalized reference that was inspected (for a repository or layout as a whole, V(docker://host/repo), V(oci:/path)).
       type: str
@@ -484,6 +498,8 @@ def main() -> None:
                 module.exit_json(changed=False, exists=True, image=repository, **extra)
             try:
                 image = describe_image(source, platform=platform, list_tags=params["list_tags"], raw=params["raw"])
+                if source.location:
+                    image["location"] = source.location
             except NotFound as exc:
                 module.exit_json(changed=False, exists=False, image={}, msg=exc.msg, **extra)
         extra.update(_signatures(module, reference))

@@ -8,15 +8,25 @@ Bodies stream through in chunks, so gigabyte blobs pass without being held in me
 
 Every request is recorded (``FaultProxy.log``) with its Range header, the status sent and the
 number of body bytes sent back, so tests can prove a resume fetched only what was missing.
+
+``FaultProxy.rate_limit(...)`` makes the proxy behave like Docker Hub's pull limit: requests that
+count (manifest GETs by default) are allowed ``limit`` per sliding ``window`` seconds, answers carry
+``ratelimit-limit``/``ratelimit-remaining`` with ``;w=`` windows, and a request over the limit gets
+429 (or 503) with ``Retry-After``. ``FaultProxy.intercept`` lets a test helper answer some requests
+itself (tests/lib/paging_front.py serves tag lists in pages that way).
 """
 
 from __future__ import annotations
 
+import email.utils
 import http.client
+import math
 import re
 import socket
 import struct
 import threading
+import time
+from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -72,6 +82,73 @@ class Fault:
         return False
 
 
+class RateLimit:
+    """A pull limit as Docker Hub keeps one: ``limit`` counted requests in any ``window`` seconds (a sliding window).
+
+    ``counts`` (method, path regex) says which requests count; answers to requests matching
+    ``reports`` (path regex) carry the headers. Over the limit, the answer is ``status`` (429 or 503)
+    with ``Retry-After`` in seconds, or as an HTTP date with ``retry_after_date``.
+    """
+
+    def __init__(
+        self,
+        limit: int,
+        window: float,
+        counts: tuple[str, str] = ("GET", r"/v2/.+/manifests/"),
+        reports: str = r"/v2/.+/manifests/",
+        status: int = 429,
+        headers: bool = True,
+        retry_after: bool = True,
+        retry_after_date: bool = False,
+    ):
+        self.limit = limit
+        self.window = window
+        self.counts = (counts[0], re.compile(counts[1]))
+        self.reports = re.compile(reports)
+        self.status = status
+        self.headers = headers
+        self.retry_after = retry_after
+        self.retry_after_date = retry_after_date
+        self.sent: deque = deque()
+        self.allowed = 0
+        self.refused = 0
+        self._lock = threading.Lock()
+
+    def _expire(self, now: float) -> None:
+        while self.sent and self.sent[0] <= now - self.window:
+            self.sent.popleft()
+
+    def admit(self, method: str, path: str) -> tuple[bool, dict]:
+        """(allowed, headers to add) for one request."""
+        counted = self.counts[0] in ("*", method) and bool(self.counts[1].search(path))
+        with self._lock:
+            now = time.monotonic()
+            self._expire(now)
+            if counted:
+                if len(self.sent) >= self.limit:
+                    self.refused += 1
+                    wait = self.sent[0] + self.window - now
+                    headers = self._headers(0) if self.headers else {}
+                    if self.retry_after:
+                        if self.retry_after_date:
+                            headers["Retry-After"] = email.utils.formatdate(time.time() + math.ceil(wait) + 1, usegmt=True)
+                        else:
+                            headers["Retry-After"] = str(max(1, math.ceil(wait)))
+                    return False, headers
+                self.sent.append(now)
+                self.allowed += 1
+            remaining = self.limit - len(self.sent)
+        return True, (self._headers(remaining) if self.headers and self.reports.search(path) else {})
+
+    def _headers(self, remaining: int) -> dict:
+        window = "%d" % self.window if float(self.window).is_integer() else "%g" % self.window
+        return {
+            "ratelimit-limit": "%d;w=%s" % (self.limit, window),
+            "ratelimit-remaining": "%d;w=%s" % (remaining, window),
+            "docker-ratelimit-source": "127.0.0.1",
+        }
+
+
 @dataclass
 class Exchange:
     """What the proxy saw of one request and did with it."""
@@ -84,6 +161,18 @@ class Exchange:
     body_bytes: int = 0
     request_bytes: int = 0
     headers: dict = field(default_factory=dict)
+
+
+def send_json(h: BaseHTTPRequestHandler, status: int, body: bytes, headers: dict) -> int:
+    """Answer the request ``h`` with a JSON body and extra headers; returns the status sent."""
+    h.send_response_only(status)
+    h.send_header("Content-Type", "application/json")
+    h.send_header("Content-Length", str(len(body)))
+    for key, value in headers.items():
+        h.send_header(key, value)
+    h.end_headers()
+    h.wfile.write(body)
+    return status
 
 
 def _reset(sock: socket.socket) -> None:
@@ -106,6 +195,11 @@ class FaultProxy:
         self.registry = registry  # a registries.Registry, for restart_registry
         self.faults: list[Fault] = []
         self.log: list[Exchange] = []
+        self.limiter: RateLimit | None = None
+        self.in_flight = 0
+        self.max_in_flight = 0  # the most requests the proxy was handling at once
+        # Called as intercept(handler, method, path) before forwarding; the status it sent when it answered the request itself.
+        self.intercept = None
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._restarts: list[threading.Thread] = []
@@ -143,10 +237,19 @@ class FaultProxy:
         return fault
 
     def clear(self) -> None:
-        """Forget the schedule and the log."""
+        """Forget the schedule, the rate limit and the log."""
         with self._lock:
             self.faults.clear()
             self.log.clear()
+            self.limiter = None
+            self.max_in_flight = self.in_flight
+
+    def rate_limit(self, limit: int, window: float, **kw) -> RateLimit:
+        """Limit counted requests to ``limit`` per ``window`` seconds from now on (see ``RateLimit``)."""
+        limiter = RateLimit(limit, window, **kw)
+        with self._lock:
+            self.limiter = limiter
+        return limiter
 
     def exchanges(self, method: str | None = None, path: str | None = None) -> list[Exchange]:
         pattern = re.compile(path) if path else None
@@ -162,15 +265,42 @@ class FaultProxy:
 
     # --- one request ----------------------------------------------------------------------------
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            self._handle_counted(h)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _handle_counted(self, h: BaseHTTPRequestHandler) -> None:
         method, path = h.command, h.path
         record = Exchange(method, path, h.headers.get("Range"), headers={k.lower(): v for k, v in h.headers.items()})
         with self._lock:
             self.log.append(record)
+        length = int(h.headers.get("Content-Length") or 0)
+        chunked = h.headers.get("Transfer-Encoding", "").lower() == "chunked"
+        extra_headers: dict = {}
+        limiter = self.limiter
+        if limiter is not None:
+            allowed, extra_headers = limiter.admit(method, path)
+            if not allowed:
+                if chunked:
+                    self._read_chunked(h)
+                else:
+                    self._drain(h, length, record)
+                record.fault = "rate_limited"
+                payload = b'{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your pull rate limit."}]}'
+                record.status = send_json(h, limiter.status, payload, extra_headers)
+                return
+        answered = self.intercept(h, method, path) if self.intercept is not None else None
+        if answered:
+            record.status = answered
+            return
         fault = self._pick(method, path)
         kind = fault.kind if fault else None
         record.fault = kind
-        length = int(h.headers.get("Content-Length") or 0)
-        chunked = h.headers.get("Transfer-Encoding", "").lower() == "chunked"
 
         if kind == "before_forward":
             fault.action()
@@ -256,6 +386,8 @@ class FaultProxy:
                     continue
                 if key.lower() == "location":
                     value = value.replace("//" + self.upstream, "//" + self.host)
+                h.send_header(key, value)
+            for key, value in extra_headers.items():
                 h.send_header(key, value)
             declared = next((v for k, v in headers if k.lower() == "content-length"), None)
             if method == "HEAD":

@@ -8,13 +8,13 @@ import json
 import re
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable
-from urllib.parse import quote, urljoin
+from urllib.parse import quote, urljoin, urlsplit
 
 from .._digest import VerifyingReader, sha256_digest, verify_bytes
 from .._errors import ConnectionFailure, DigestMismatch, InvalidManifest, NotFound, OCIError, RegistryError, Unsupported
 from .._media import DOCKER_V2S1_SIGNED, MANIFEST_MEDIA_TYPES, MAX_MANIFEST_BYTES, OCI_INDEX, decode_object, sniff_media_type
 from .._options import ConnectionOptions
-from .._reference import DIGEST_RE, validate_digest
+from .._reference import DIGEST_RE, TAG_RE, validate_digest
 from .._retry import RetryBudget
 from ._auth import Authenticator, api_host, repository_scope
 from ._http import RETRY_STATUSES, HttpSession
@@ -32,7 +32,8 @@ TAGS_PAGE_SIZE = 1000
 UPLOAD_CHUNK_SIZE = 16 * 1024 * 1024
 READ_CHUNK = 1024 * 1024
 _NOT_FOUND_CODES = ("MANIFEST_UNKNOWN", "NAME_UNKNOWN", "BLOB_UNKNOWN", "NOT_FOUND")
-_LINK_NEXT = re.compile(r'<([^>]*)>\s*;[^,]*rel="?next"?')
+# One link-value of a Link header: <target> and its ;-separated parameters (which may hold quoted commas).
+_LINK_VALUE = re.compile(r'<([^>]*)>((?:\s*;\s*[^;,"=]+(?:=(?:"[^"]*"|[^;,]*))?)*)')
 # Registries and proxies sometimes quote request headers in their error text: never pass credentials on.
 _CREDENTIAL_IN_TEXT = re.compile(r"\b(Basic|Bearer)\s+[A-Za-z0-9._~+/=-]+|\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*", re.I)
 
@@ -63,6 +64,45 @@ class ManifestHead:
 def scrub_credentials(text: str) -> str:
     """``text`` with Basic/Bearer credentials and JWTs replaced by ``<redacted>``."""
     return _CREDENTIAL_IN_TEXT.sub(lambda m: (m.group(1) + " <redacted>") if m.group(1) else "<redacted>", text)
+
+
+def link_next(header: str | None) -> str | None:
+    """Path and query of the ``rel="next"`` target in a ``Link`` header (RFC 8288), or None.
+
+    Targets may be relative or absolute, ``rel`` quoted or not, several links comma-separated, the
+    whole value wrapped in quotes by a proxy. Only the path and query are kept, as skopeo does: the
+    next page is always asked of the registry the listing started on.
+    """
+    if not header:
+        return None
+    text = header.strip()
+    if len(text) > 1 and text[0] == text[-1] and text[0] in "\"'":
+        text = text[1:-1].replace('\\"', '"')
+    for match in _LINK_VALUE.finditer(text):
+        target, params = match.group(1).strip().strip("\"'"), match.group(2) or ""
+        for param in params.split(";"):
+            name, sep, value = param.partition("=")
+            if sep and name.strip().lower() == "rel" and "next" in value.strip().strip("\"'").lower().split():
+                parts = urlsplit(target)
+                return parts.path + ("?" + parts.query if parts.query else "") if parts.path else None
+    return None
+
+
+def _tags_of_page(body: Any, registry: str, what: str) -> list[str]:
+    """The tags of one tag-list page; ``null`` and empty entries (Nexus) and digests (Artifactory) are skipped, as skopeo does."""
+    page = body.get("tags") if isinstance(body, dict) else None
+    if page is None:
+        return []
+    if not isinstance(page, list):
+        raise RegistryError("registry %s sent a tag list for %s whose tags are not a list" % (registry, what), what, 200)
+    tags = []
+    for tag in page:
+        if tag is None or tag == "" or (isinstance(tag, str) and DIGEST_RE.match(tag) and ":" in tag):
+            continue
+        if not isinstance(tag, str) or not TAG_RE.match(tag):
+            raise RegistryError("registry %s listed an invalid tag %r for %s" % (registry, tag, what), what, 200)
+        tags.append(tag)
+    return tags
 
 
 def registry_errors(response: Any) -> tuple[str | None, str]:
@@ -259,6 +299,12 @@ class RegistryClient:
             return NotFound("%s: not found in %s (%s)" % (what, self.registry, detail), what)
         if code == "UNSUPPORTED" or response.status_code == 405:
             return Unsupported("registry %s does not support %s for %s (%s)" % (self.registry, action, what, detail), what)
+        asked = self.http.retry_after(response)
+        if asked is not None and asked > self.http.pacer.settings.max_wait:
+            detail += "; it asked to wait %.0f s (Retry-After), more than rate_limit_max_wait (%.0f s): raise it or try again later" % (
+                asked,
+                self.http.pacer.settings.max_wait,
+            )
         return RegistryError(
             "registry %s failed to %s %s: HTTP %d (%s)" % (self.registry, action, what, response.status_code, detail), what, response.status_code, code
         )
@@ -357,15 +403,29 @@ class RegistryClient:
             return int(length) if length and length.isdigit() else 0
 
     def list_tags(self, repository: str, page_size: int = TAGS_PAGE_SIZE) -> list[str]:
-        """Every tag of a repository, following ``Link`` pagination."""
+        """Every tag of a repository, following ``Link`` pagination.
+
+        A registry that refuses ``n=`` is asked again without it (it then picks its own page size).
+        Like skopeo, only the path and query of a ``Link`` are followed, on this registry. A link back
+        to a page already read, or a page that brings no tag not seen before, is an error, not a hang.
+        """
         what = self._where(repository)
+        first = "/v2/%s/tags/list" % repository
         tags: list[str] = []
-        next_url: str | None = "/v2/%s/tags/list?n=%d" % (repository, page_size)
-        seen = set()
-        while next_url and next_url not in seen:
-            seen.add(next_url)
+        listed: set[str] = set()
+        seen_urls: set[str] = set()
+        next_url: str | None = "%s?n=%d" % (first, page_size) if page_size else first
+        page_number = 0
+        while next_url is not None:
+            seen_urls.add(next_url)
+            page_number += 1
             response = self._request("GET", next_url, repository, what=what)
             with response:
+                if response.status_code == 400 and page_number == 1 and next_url != first:
+                    # Some registries refuse a page size they do not support (PAGINATION_NUMBER_INVALID).
+                    next_url = first
+                    page_number = 0
+                    continue
                 if response.status_code != 200:
                     if response.status_code == 404:
                         raise NotFound("%s: repository not found in %s" % (what, self.registry), what)
@@ -374,10 +434,29 @@ class RegistryClient:
                     body = response.json()
                 except ValueError:
                     raise RegistryError("registry %s sent a tag list for %s that is not JSON" % (self.registry, what), what, 200) from None
-                page = (body or {}).get("tags") or []
-                tags.extend(t for t in page if isinstance(t, str))
-                match = _LINK_NEXT.search(response.headers.get("Link") or "")
-                next_url = urljoin(self.http.url(next_url), match.group(1)) if match else None
+                link = response.headers.get("Link")
+            page = _tags_of_page(body, self.registry, what)
+            new = [t for t in page if t not in listed]
+            tags.extend(new)
+            listed.update(new)
+            following = link_next(link)
+            if following is None:
+                break
+            if not new:
+                raise RegistryError(
+                    "registry %s sent page %d of the tags of %s with no tag not already listed, and a Link to another page "
+                    "(%s): its pagination repeats itself; stopped after %d tags" % (self.registry, page_number, what, following, len(tags)),
+                    what,
+                    200,
+                )
+            if following in seen_urls:
+                raise RegistryError(
+                    "registry %s sent a Link from page %d of the tags of %s back to a page already read (%s): its pagination loops; "
+                    "stopped after %d tags" % (self.registry, page_number, what, following, len(tags)),
+                    what,
+                    200,
+                )
+            next_url = following
         return tags
 
     def get_referrers(self, repository: str, digest: str, artifact_type: str | None = None) -> list[dict[str, Any]]:
@@ -397,8 +476,11 @@ class RegistryClient:
             else:
                 raise self._error(response, what, "list referrers")
         if descriptors is None:
+            fallback = digest.replace(":", "-")
+            if self.head_manifest(repository, fallback) is None:
+                return []  # asked with a HEAD: no manifest GET (a pull, on Docker Hub) for the usual absent tag
             try:
-                raw, _media_type, _digest = self.get_manifest(repository, digest.replace(":", "-"))
+                raw, _media_type, _digest = self.get_manifest(repository, fallback)
             except NotFound:
                 return []
             descriptors = decode_object(raw, MAX_MANIFEST_BYTES, "referrers fallback index", what).get("manifests") or []
@@ -425,7 +507,7 @@ class RegistryClient:
             if response is not None:
                 if response.status_code not in RETRY_STATUSES and response.status_code != 429:
                     return response
-                if not budget.take():
+                if self.http.waits_too_long(response) or not budget.take():
                     return response
                 response.close()
             try:

@@ -1,11 +1,14 @@
 # Copyright (c) oci.images contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""HTTP transport for registries: pooling, timeouts, retries with backoff, TLS and scheme choice.
+"""HTTP transport for registries: pooling, timeouts, pacing, retries with backoff, TLS and scheme choice.
 
 One ``HttpSession`` talks to one registry host. It decides https or (only with
 ``validate_certs: false``) plain http on the first request, finds per-host CA
 bundles and client certificates in certs.d directories like podman and Docker,
-and retries idempotent requests on connection errors, 5xx and 429.
+and retries idempotent requests on connection errors, 5xx and 429 (the retry layer,
+``_retry.py``). Every request it sends first passes the host's pacer (the pacing layer,
+``_pacing.py``): rate-limit quotas, ``Retry-After`` holds, requests per second and
+concurrent requests.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from .._errors import ConnectionFailure, TLSFailure
 from .._options import ConnectionOptions
 from .._retry import DEFAULT_BACKOFF_BASE, DEFAULT_BACKOFF_MAX, RetryBudget, backoff_delay, budget_for, pause
 from .._version import COLLECTION_VERSION
+from ._pacing import PacingSettings, Ticket, pacer_for
 
 try:
     import requests
@@ -76,8 +80,6 @@ USER_AGENT = "oci.images/%s" % COLLECTION_VERSION
 
 # Enough connections for the copy engine's parallel blob transfers plus manifest requests.
 POOL_MAXSIZE = 10
-# A registry asking us to wait longer than this is treated as if it asked for this long.
-RETRY_AFTER_MAX = 60.0
 RETRY_STATUSES = frozenset((500, 502, 503, 504))
 IDEMPOTENT_METHODS = frozenset(("GET", "HEAD", "OPTIONS"))
 
@@ -122,8 +124,8 @@ def _default_ca_bundle() -> str | None:
         return None
 
 
-def parse_retry_after(value: str | None, cap: float = RETRY_AFTER_MAX) -> float | None:
-    """Seconds to wait from a Retry-After header (delta seconds or an HTTP date), capped at ``cap``."""
+def parse_retry_after(value: str | None, cap: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta seconds or an HTTP date), capped at ``cap`` when given."""
     if not value:
         return None
     value = value.strip()
@@ -137,7 +139,18 @@ def parse_retry_after(value: str | None, cap: float = RETRY_AFTER_MAX) -> float 
         if when is None:
             return None
         seconds = when.timestamp() - time.time()
-    return max(0.0, min(seconds, cap))
+    seconds = max(0.0, seconds)
+    return seconds if cap is None else min(seconds, cap)
+
+
+def pacing_settings(options: ConnectionOptions) -> PacingSettings:
+    """How requests to a registry are paced, from its connection options."""
+    return PacingSettings(
+        requests_per_second=options.requests_per_second or None,
+        max_concurrent_requests=options.max_concurrent_requests or None,
+        floor=max(0, int(options.rate_limit_floor or 0)),
+        max_wait=max(0.0, float(options.rate_limit_max_wait)),
+    )
 
 
 class HttpSession:
@@ -149,7 +162,6 @@ class HttpSession:
         options: ConnectionOptions,
         backoff_base: float | None = None,
         backoff_max: float = DEFAULT_BACKOFF_MAX,
-        retry_after_max: float = RETRY_AFTER_MAX,
         certs_d_dirs: list[str] | None = None,
     ):
         if not HAS_REQUESTS:
@@ -159,7 +171,7 @@ class HttpSession:
         self.retries = max(0, int(options.retries))
         self.backoff_base = DEFAULT_BACKOFF_BASE if backoff_base is None else backoff_base
         self.backoff_max = backoff_max
-        self.retry_after_max = retry_after_max
+        self.pacer = pacer_for(host, pacing_settings(options))
         self._certs_d_dirs = certs_d_dirs
         self.scheme: str | None = None
         self._tls_cache: dict[str, tuple[Any, Any]] = {}
@@ -244,18 +256,47 @@ class HttpSession:
         """The retry budget a request to this registry draws on (a blob transfer's shared one, or its own)."""
         return budget_for(self.retries)
 
+    @staticmethod
+    def retry_after(response: Any) -> float | None:
+        """Seconds a 429 or 503 answer asks to wait (``Retry-After``), or None."""
+        if response is None or response.status_code not in (429, 503):
+            return None
+        return parse_retry_after(response.headers.get("Retry-After"))
+
+    def waits_too_long(self, response: Any) -> bool:
+        """True when the registry asks to wait longer than ``rate_limit_max_wait``: the request is not retried."""
+        asked = self.retry_after(response)
+        return asked is not None and asked > self.pacer.settings.max_wait
+
     def sleep_before_retry(self, budget: RetryBudget, response: Any = None) -> None:
-        """Wait before the next try: what a 429 asks for (capped), else exponential backoff."""
-        delay = None
-        if response is not None and response.status_code == 429:
-            delay = parse_retry_after(response.headers.get("Retry-After"), self.retry_after_max)
+        """Wait before the next try: what a 429 or 503 asks for (``Retry-After``), else exponential backoff."""
+        delay = self.retry_after(response)
         if delay is None:
-            delay = backoff_delay(budget.spent - 1, self.backoff_base, self.backoff_max)
-        pause(delay)
+            pause(backoff_delay(budget.spent - 1, self.backoff_base, self.backoff_max))
+            return
+        self.pacer.sleep("retry_after", delay)
 
     def _send_once(self, method: str, url: str, **kwargs: Any):
         verify, cert = self._tls_for(urlsplit(url).netloc)
-        return self.session.request(method, url, verify=verify, cert=cert, timeout=(self.options.timeout, self.options.timeout), **kwargs)
+        timeout = (self.options.timeout, self.options.timeout)
+
+        def ask_quota():
+            # A HEAD of the same URL: Docker Hub answers it with the quota and does not count it.
+            with self.session.request("HEAD", url, headers=kwargs.get("headers"), verify=verify, cert=cert, timeout=timeout) as head:
+                return head.headers
+
+        ticket = self.pacer.admit(method, url, ask_quota)
+        try:
+            response = self.session.request(method, url, verify=verify, cert=cert, timeout=timeout, **kwargs)
+        except BaseException:
+            ticket.release()
+            raise
+        self.pacer.observe(response.headers)
+        if kwargs.get("stream"):
+            _release_on_close(response, ticket)
+        else:
+            ticket.release()
+        return response
 
     def _send_choosing_scheme(self, method: str, path_or_url: str, **kwargs: Any):
         """Send once; on the first contact pick https, or http when TLS fails and verification is off."""
@@ -298,10 +339,14 @@ class HttpSession:
                     % (self.host, method, self.url(path_or_url).split("?")[0], tries, "" if tries == 1 else "s", _describe(exc)),
                     self.host,
                 ) from None
-            if (response.status_code in RETRY_STATUSES or response.status_code == 429) and budget.take():
-                response.close()
-                self.sleep_before_retry(budget, response)
-                continue
+            if response.status_code in RETRY_STATUSES or response.status_code == 429:
+                asked = self.retry_after(response)
+                if asked is not None:
+                    self.pacer.hold(asked)
+                if not self.waits_too_long(response) and budget.take():
+                    response.close()
+                    self.sleep_before_retry(budget, response)
+                    continue
             return response
 
     def _tls_message(self, path_or_url: str, exc: BaseException) -> str:
@@ -321,6 +366,19 @@ class HttpSession:
     def close(self) -> None:
         self.session.close()
         self._tls_cache = {}
+
+
+def _release_on_close(response: Any, ticket: Ticket) -> None:
+    """A streamed answer keeps its place in the pacer until its body is closed."""
+    close = response.close
+
+    def close_and_release() -> None:
+        try:
+            close()
+        finally:
+            ticket.release()
+
+    response.close = close_and_release
 
 
 def _describe(exc: BaseException | None) -> str:

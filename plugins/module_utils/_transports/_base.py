@@ -27,6 +27,9 @@ class ImageSource:
     #: True when layers are served uncompressed under a gzip media type (``docker save`` archives, engines),
     #: as skopeo presents them: the engine gzips them for destinations that keep layers compressed.
     layers_stored_uncompressed = False
+    #: Where the image is really read, when that is not the reference itself to say (a registry mirror's
+    #: or remapped location's ``host/repository:tag``); reported as ``src_location``.
+    location: str | None = None
 
     def __init__(self, reference: ImageReference, options: ConnectionOptions | None = None):
         self.reference = reference

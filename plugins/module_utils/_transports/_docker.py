@@ -2,18 +2,27 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """docker:// — images in a registry repository, through the process's shared RegistryClient.
 
+Reads follow registries.conf (``_registries_conf``): a short name written without registry and
+transport is resolved through aliases and search registries, and each name is read from its
+mirrors, then its location, whichever first has the image (a ``HEAD`` tells, so trying a mirror
+costs no pull). The source keeps the logical name as its ``reference`` and says where the image
+was read in ``location``. Writes, deletes and tag lists use the name as written, as skopeo does;
+``blocked`` and ``insecure`` apply to them too.
+
 Deleting works through ``image_delete``'s tag-safe method (a manifest delete takes every tag on
 it along): the delete target hands over the client and repository.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import BinaryIO
 
 from .._digest import VerifyingReader
-from .._errors import BlobsMissing, DigestMismatch, InvalidReference, OCIError, RegistryError
+from .._errors import BlobsMissing, DigestMismatch, InvalidReference, NotFound, OCIError, RegistryError
 from .._options import ConnectionOptions
-from .._reference import DEFAULT_REGISTRY, ImageReference, parse_docker_name
+from .._reference import DEFAULT_REGISTRY, ImageReference, parse_docker_name, short_name_of
+from .._registries_conf import RegistriesConf, RegistriesConfError, registries_conf_for
 from .._registry._client import RegistryClient
 from .._registry._clients import registry_client
 from ._base import DeleteTarget, ImageDestination, ImageSource
@@ -22,6 +31,65 @@ from ._table import Transport, register
 # What distribution answers to a manifest whose blobs are not linked in the repository, also when a concurrent
 # upload of the same blob was rewriting its link at that moment (distribution issues 4489 and 2077).
 _BLOBS_MISSING_CODES = ("MANIFEST_BLOB_UNKNOWN", "BLOB_UNKNOWN", "DIGEST_INVALID")
+
+
+@dataclass(frozen=True)
+class PullAttempt:
+    """One place a source may be read from: the name meant (``logical``), its name there (``physical``), how to reach it."""
+
+    logical: ImageReference
+    physical: ImageReference
+    options: ConnectionOptions
+    mirror: bool = False
+    blocked: str | None = None  # why registries.conf refuses this place
+
+
+def _same_place(one: ImageReference, other: ImageReference) -> bool:
+    return (one.registry, one.repository, one.tag, one.digest) == (other.registry, other.repository, other.tag, other.digest)
+
+
+def _endpoint_options(options: ConnectionOptions, logical: ImageReference, physical: ImageReference, insecure: bool) -> ConnectionOptions:
+    if insecure:
+        options = replace(options, validate_certs=False)
+    if physical.registry != logical.registry:
+        # Credentials given for the registry named are not sent to another one (containers/image does the same);
+        # the mirror's own come from the auth files.
+        options = replace(options, username=None, password=None, registry_token=None)
+    return options
+
+
+def _written_options(conf: RegistriesConf | None, reference: ImageReference, options: ConnectionOptions, doing: str) -> ConnectionOptions:
+    """Options to write, delete or list at the name as written: blocked refused, insecure honoured, short names spelled out."""
+    if conf is None:
+        return options
+    if reference.short_name and conf.resolves_short_name(reference):
+        meant = conf.short_name_candidates(reference)
+        if [c.name for c in meant] != [reference.name]:
+            raise RegistriesConfError(
+                "%r: registries.conf (%s) resolves short names for reads only; for %s give the full name (it would read %s)"
+                % (reference.text or reference.short_name, conf.described, doing, ", ".join("docker://%s" % c.name for c in meant)),
+                reference.text,
+            )
+    conf.check_not_blocked(reference, doing)
+    return replace(options, validate_certs=False) if conf.insecure(reference) else options
+
+
+def pull_attempts(reference: ImageReference, options: ConnectionOptions) -> list[PullAttempt]:
+    """Where to read ``reference`` from, in order, as registries.conf says (just the name itself without one)."""
+    conf = registries_conf_for(options.registries_conf)
+    if conf is None:
+        return [PullAttempt(reference, reference, options)]
+    logicals = conf.resolve_short_name(reference)[0] if conf.resolves_short_name(reference) else [reference]
+    attempts = []
+    for logical in logicals:
+        for source in conf.pull_sources(logical):
+            blocked = None
+            if source.blocked_by is not None:
+                blocked = "registry %s is blocked in %s (prefix %s)" % (source.physical.registry, conf.described, source.blocked_by)
+            attempts.append(
+                PullAttempt(logical, source.physical, _endpoint_options(options, logical, source.physical, source.insecure), source.mirror, blocked)
+            )
+    return attempts
 
 
 class _RegistryRepository:
@@ -45,25 +113,83 @@ class _RegistryRepository:
 
 
 class RegistrySource(_RegistryRepository, ImageSource):
-    """An image (or index) in a registry repository, named by tag or digest."""
+    """An image (or index) in a registry repository, named by tag or digest, read from the first place that has it."""
 
     can_list_tags = True
 
-    def __init__(self, reference: ImageReference, options: ConnectionOptions | None = None, client: RegistryClient | None = None):
+    def __init__(
+        self,
+        reference: ImageReference,
+        options: ConnectionOptions | None = None,
+        client: RegistryClient | None = None,
+        attempts: list[PullAttempt] | None = None,
+    ):
         super().__init__(reference, options)
-        self._connect(client)
+        self._attempts = attempts or [PullAttempt(reference, reference, self.options)]
+        self._owns_client = False
+        self._chosen: PullAttempt | None = None
+        self._head_answer: str | None = None
         # Digests the registry reported for manifests we fetched, keyed by the raw bytes' identity.
         self._registry_digests: dict[bytes, str] = {}
+        only = self._attempts[0]
+        if len(self._attempts) == 1 and not only.blocked and _same_place(only.physical, reference):
+            self._connect(client)
+            self._chosen = only
+            self.location = reference.docker_reference
 
+    # --- where the image is read from ---------------------------------------------------------------
+    def _choose(self) -> None:
+        """Use the first place that has the image (asked with a HEAD); raise when none has it."""
+        if self._chosen is not None:
+            return
+        failures: list[tuple[PullAttempt, OCIError]] = []
+        for attempt in self._attempts:
+            if attempt.blocked:
+                failures.append((attempt, RegistriesConfError("%s: %s" % (attempt.physical, attempt.blocked), str(attempt.physical))))
+                continue
+            client = registry_client(attempt.physical.registry, attempt.options)
+            try:
+                head = client.head_manifest(attempt.physical.repository or "", attempt.physical.manifest_reference)
+            except OCIError as exc:
+                failures.append((attempt, exc))
+                continue
+            if head is None:
+                failures.append((attempt, NotFound("not found", str(attempt.physical))))
+                continue
+            self.client, self.repository, self._chosen = client, attempt.physical.repository or "", attempt
+            self.reference, self.location, self._head_answer = attempt.logical, attempt.physical.docker_reference, head.digest
+            return
+        if len(failures) == 1 and not isinstance(failures[0][1], NotFound):
+            raise failures[0][1]
+        everywhere_absent = all(isinstance(exc, NotFound) for _attempt, exc in failures)
+        tried = "; ".join("%s%s: %s" % (a.physical.docker_reference, " (mirror)" if a.mirror else "", exc.msg) for a, exc in failures)
+        kind = NotFound if everywhere_absent else type(failures[-1][1])
+        raise kind(
+            "%s: not found (tried %s)" % (self.reference, tried) if everywhere_absent else "%s: could not be read (tried %s)" % (self.reference, tried),
+            str(self.reference),
+        )
+
+    @property
+    def physical(self) -> ImageReference:
+        """The name the image is read under (a mirror's, or the remapped location's)."""
+        self._choose()
+        return self._chosen.physical  # type: ignore[union-attr]
+
+    # --- ImageSource ------------------------------------------------------------------------------
     def get_manifest(self, digest: str | None = None) -> tuple[bytes, str]:
         """The manifest the reference names (``digest`` None), or a child manifest by digest."""
-        ref = digest or self.reference.manifest_reference
+        self._choose()
+        ref = digest or self.physical.manifest_reference
         raw, media_type, registry_digest = self.client.get_manifest(self.repository, ref)
         self._registry_digests[raw] = registry_digest
         return raw, media_type
 
     def head_digest(self) -> str | None:
-        digest = self._head_digest()
+        self._choose()
+        digest, self._head_answer = self._head_answer, None
+        if digest is None:
+            head = self.client.head_manifest(self.repository, self.physical.manifest_reference)
+            digest = head.digest if head else None
         if self.reference.digest and digest != self.reference.digest:
             return None  # let the full read report the mismatch
         return digest
@@ -73,12 +199,29 @@ class RegistrySource(_RegistryRepository, ImageSource):
         return self._registry_digests.get(raw) or super().manifest_digest(raw)
 
     def open_blob(self, digest: str, size: int | None = None) -> VerifyingReader:
+        self._choose()
         return self.client.get_blob(self.repository, digest, size)
 
     def list_tags(self) -> list[str]:
-        return self.client.list_tags(self.repository)
+        """The tags of the repository named (not of a mirror), as skopeo lists them; a short name's first that has it."""
+        if self._chosen is not None and _same_place(self._chosen.physical, self._chosen.logical):
+            return self.client.list_tags(self.repository)
+        logicals: list[ImageReference] = []
+        for attempt in self._attempts:
+            if attempt.logical not in logicals:
+                logicals.append(attempt.logical)
+        conf = registries_conf_for(self.options.registries_conf)
+        last: OCIError | None = None
+        for logical in logicals:
+            options = _written_options(conf, logical, self.options, "listing tags")
+            try:
+                return registry_client(logical.registry, options).list_tags(logical.repository or "")
+            except NotFound as exc:
+                last = exc
+        raise last or NotFound("%s: repository not found" % self.reference, str(self.reference))
 
     def read_tag(self, tag: str) -> tuple[bytes, str, str]:
+        self._choose()
         return self.client.get_manifest(self.repository, tag)
 
 
@@ -102,13 +245,15 @@ class RegistryDestination(_RegistryRepository, ImageDestination):
         return ("registry", self.reference.registry, self.repository)
 
     def can_mount_from(self, source: ImageSource) -> bool:
-        origin = source.reference
-        return isinstance(source, RegistrySource) and origin.registry == self.reference.registry and origin.repository != self.repository
+        if not isinstance(source, RegistrySource):
+            return False
+        origin = source.physical  # where the source is really read, a mirror's name included
+        return origin.registry == self.reference.registry and origin.repository != self.repository
 
     def mount_blob(self, digest: str, source: ImageSource) -> bool:
         if not self.can_mount_from(source):
             return False
-        return self.client.mount_blob(self.repository, digest, source.reference.repository or "")
+        return self.client.mount_blob(self.repository, digest, source.physical.repository or "")  # type: ignore[attr-defined]
 
     def put_blob(self, stream: BinaryIO, digest: str, size: int | None, media_type: str | None = None) -> None:
         if size is None:
@@ -168,18 +313,26 @@ class RegistryTransport(Transport):
         if not rest.startswith("//"):
             raise InvalidReference("docker reference %r must begin with docker:// (e.g. docker://registry.example.com/app:1.0)" % text, text)
         registry, repository, tag, digest = parse_docker_name(rest[2:], text)
-        return ImageReference(self.name, registry=registry, repository=repository, tag=tag, digest=digest, text=text)
+        # Only a name written without transport is a short name; docker://fedora is Docker Hub, as with skopeo.
+        short = short_name_of(rest[2:]) if not text.startswith(self.name + ":") else None
+        return ImageReference(self.name, registry=registry, repository=repository, tag=tag, digest=digest, text=text, short_name=short)
 
     def format(self, reference: ImageReference) -> str:
         return "docker://%s" % reference.docker_reference
 
     def open_source(self, reference: ImageReference, options: ConnectionOptions) -> RegistrySource:
-        return RegistrySource(reference, options, client=registry_client(reference.registry, options))
+        attempts = pull_attempts(reference, options)
+        only = attempts[0]
+        if len(attempts) == 1 and not only.blocked and _same_place(only.physical, reference):
+            return RegistrySource(reference, options, client=registry_client(reference.registry, only.options), attempts=attempts)
+        return RegistrySource(reference, options, attempts=attempts)
 
     def open_destination(self, reference: ImageReference, options: ConnectionOptions) -> RegistryDestination:
+        options = _written_options(registries_conf_for(options.registries_conf), reference, options, "writing")
         return RegistryDestination(reference, options, client=registry_client(reference.registry, options))
 
     def delete_target(self, reference: ImageReference, options: ConnectionOptions) -> RegistryDeleteTarget:
+        options = _written_options(registries_conf_for(options.registries_conf), reference, options, "deleting")
         return RegistryDeleteTarget(reference, options)
 
     def open_signatures(self, reference: ImageReference, options: ConnectionOptions, settings):

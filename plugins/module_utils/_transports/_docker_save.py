@@ -379,6 +379,7 @@ class DockerSaveDestination(ImageDestination):
         self._order: list[str] = []  # the layers' diff IDs in manifest order
         self._adding = False  # a thread is adding layers to the tar
         self._config_digest: str | None = None
+        self._open_lock = threading.Lock()
 
     def _builder(self) -> TarBuilder:
         # Blobs arrive from several threads; the sink is opened once, by the first.

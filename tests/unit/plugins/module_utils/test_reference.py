@@ -7,7 +7,10 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.oci.images.plugins.module_utils._errors import InvalidReference
+from ansible_collections.oci.images.plugins.module_utils._options import ConnectionOptions
 from ansible_collections.oci.images.plugins.module_utils._reference import parse_reference
+from ansible_collections.oci.images.plugins.module_utils._registry._auth import api_host
+from ansible_collections.oci.images.plugins.module_utils._registry._client import RegistryClient
 
 DIGEST = "sha256:" + "a" * 64
 IMAGE_ID = "b" * 64
@@ -148,3 +151,49 @@ def test_invalid_references_are_refused_with_a_reason(text, says):
     with pytest.raises(InvalidReference) as caught:
         parse_reference(text)
     assert says in str(caught.value)
+
+
+DOCKER_HUB_FORMS = [
+    "fedora",
+    "fedora:latest",
+    "library/fedora",
+    "docker.io/fedora",
+    "docker.io/library/fedora",
+    "index.docker.io/fedora",
+    "index.docker.io/library/fedora",
+    "docker://fedora",
+    "docker://library/fedora",
+    "docker://docker.io/fedora",
+    "docker://docker.io/library/fedora:latest",
+    "docker://index.docker.io/fedora",
+    "docker://index.docker.io/library/fedora",
+]
+
+
+@pytest.mark.parametrize("text", DOCKER_HUB_FORMS)
+def test_docker_hub_names_all_mean_one_repository_reached_on_registry_1(text):
+    # As skopeo normalizes them (docker/distribution's reference package): one name, one API host.
+    ref = parse_reference(text)
+    assert (ref.registry, ref.repository, ref.tag_or_default) == ("docker.io", "library/fedora", "latest")
+    assert str(ref) == "docker://docker.io/library/fedora:latest"
+    assert api_host(ref.registry) == "registry-1.docker.io"
+    with RegistryClient(ref.registry, ConnectionOptions()) as client:
+        assert client.http.host == "registry-1.docker.io"
+        assert client.http.url("/v2/") == "https://registry-1.docker.io/v2/"
+
+
+@pytest.mark.parametrize(
+    "text,registry,repository",
+    [
+        # Docker normalizes only docker.io and index.docker.io; these name other registries (skopeo agrees).
+        ("registry-1.docker.io/fedora", "registry-1.docker.io", "fedora"),
+        ("docker.io.example.com/fedora", "docker.io.example.com", "fedora"),
+        ("localhost/fedora", "localhost", "fedora"),
+        ("localhost:5000/fedora", "localhost:5000", "fedora"),
+        ("Docker.io/fedora", "Docker.io", "fedora"),
+        ("docker.io/team/fedora", "docker.io", "team/fedora"),
+    ],
+)
+def test_names_that_look_like_docker_hub_but_are_not_stay_as_written(text, registry, repository):
+    ref = parse_reference(text)
+    assert (ref.registry, ref.repository) == (registry, repository)

@@ -128,6 +128,9 @@ def test_sync_scoped_and_append_suffix():
         ({"quay.example.com": {"imagez": {}}}, "imagez"),
         ({"quay.example.com": {"images": {"team/app:1.0": ["1.0"]}}}, "must be a repository"),
         ({"quay.example.com": {"images-by-tag-regex": {"team/app": "("}}}, "regular expression"),
+        ({"quay.example.com": {"images": {}, "requests-per-second": 0}}, "requests-per-second must be a number above 0"),
+        ({"quay.example.com": {"images": {}, "max-concurrent-requests": "many"}}, "max-concurrent-requests must be a number of at least 1"),
+        ({"quay.example.com": {"images": {}, "rate-limit-floor": -1}}, "rate-limit-floor must be a number of at least 0"),
     ],
 )
 def test_sync_bad_specs_fail_clearly(spec, message):
@@ -154,3 +157,13 @@ def test_repository_mode_to_a_local_destination_names_the_repository_without_lat
         repository_pairs(parse_reference("docker://registry.example.com/team/app"), parse_reference("dir:/srv/app"), ["1"], ConnectionOptions())
     assert "registry.example.com/team/app names a repository (no tag) into a registry; dir:/srv/app is local" in refused.value.msg
     assert ":latest" not in refused.value.msg
+
+
+def test_sync_paces_each_registry_with_its_own_keys():
+    spec = {
+        "docker.io": {"images": {"library/busybox": ["1.0"]}, "requests-per-second": 2.5, "max-concurrent-requests": 2, "rate-limit-floor": 10},
+        "quay.example.com": {"images": {"team/app": ["1.0"]}},
+    }
+    hub, quay = sync_pairs(spec, "mirror.example.com/m", ConnectionOptions(requests_per_second=50), _list_tags([]))
+    assert (hub.src_options.requests_per_second, hub.src_options.max_concurrent_requests, hub.src_options.rate_limit_floor) == (2.5, 2, 10)
+    assert (quay.src_options.requests_per_second, quay.src_options.max_concurrent_requests, quay.src_options.rate_limit_floor) == (50, None, 0)
