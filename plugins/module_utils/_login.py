@@ -18,7 +18,7 @@ from typing import Any
 
 from ._errors import AuthenticationFailed, InvalidReference, LocalFormatError
 from ._options import ConnectionOptions
-from ._registry._auth import normalize_auth_key, runtime_auth_file
+from ._registry._credentials import normalize_auth_key, runtime_auth_file
 
 # Fields of an auths entry that carry a credential; a new login replaces all of them.
 CREDENTIAL_FIELDS = ("auth", "identitytoken", "registrytoken", "username", "password")

@@ -16,7 +16,8 @@ from .._media import DOCKER_V2S1_SIGNED, MANIFEST_MEDIA_TYPES, MAX_MANIFEST_BYTE
 from .._options import ConnectionOptions
 from .._reference import DIGEST_RE, TAG_RE, validate_digest
 from .._retry import RetryBudget
-from ._auth import Authenticator, api_host, repository_scope
+from ._auth import Authenticator, repository_scope
+from ._credentials import api_host
 from ._http import RETRY_STATUSES, HttpSession
 
 try:

@@ -17,7 +17,7 @@ from ansible_collections.oci.images.plugins.module_utils._login import (
     registry_key,
 )
 from ansible_collections.oci.images.plugins.module_utils._options import ConnectionOptions
-from ansible_collections.oci.images.plugins.module_utils._registry._auth import find_credentials
+from ansible_collections.oci.images.plugins.module_utils._registry._credentials import find_credentials
 
 pytestmark = pytest.mark.timeout(120)
 

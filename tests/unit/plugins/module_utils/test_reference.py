@@ -9,8 +9,8 @@ import pytest
 from ansible_collections.oci.images.plugins.module_utils._errors import InvalidReference
 from ansible_collections.oci.images.plugins.module_utils._options import ConnectionOptions
 from ansible_collections.oci.images.plugins.module_utils._reference import parse_reference
-from ansible_collections.oci.images.plugins.module_utils._registry._auth import api_host
 from ansible_collections.oci.images.plugins.module_utils._registry._client import RegistryClient
+from ansible_collections.oci.images.plugins.module_utils._registry._credentials import api_host
 
 DIGEST = "sha256:" + "a" * 64
 IMAGE_ID = "b" * 64

@@ -14,12 +14,12 @@ from conftest import build_layout, make_client, skopeo_push
 
 from ansible_collections.oci.images.plugins.module_utils._errors import AuthenticationFailed
 from ansible_collections.oci.images.plugins.module_utils._options import ConnectionOptions
-from ansible_collections.oci.images.plugins.module_utils._registry._auth import (
+from ansible_collections.oci.images.plugins.module_utils._registry._auth import parse_www_authenticate
+from ansible_collections.oci.images.plugins.module_utils._registry._credentials import (
     Credentials,
     auth_file_candidates,
     find_credentials,
     normalize_auth_key,
-    parse_www_authenticate,
 )
 
 
