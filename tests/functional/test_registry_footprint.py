@@ -7,12 +7,8 @@ import subprocess
 
 import pytest
 from ansible_run import run_module
-from images import build_image, build_index
-from many_repositories import RegistryFiller
+from many_repositories import fill_sharing_repositories, own_bytes
 from registries import REGISTRY_BINARY, Registry
-
-from ansible_collections.oci.images.plugins.module_utils._options import ConnectionOptions
-from ansible_collections.oci.images.plugins.module_utils._registry._client import RegistryClient
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -36,39 +32,11 @@ def garbage_collect(registry: Registry, *flags: str) -> int:
     return before - blob_bytes_on_disk(registry)
 
 
-def own_bytes(image: dict) -> int:
-    """What the registry stores for one image: its manifest, config and layers."""
-    return image["manifest_size"] + image["config_size"] + sum(image["layer_sizes"])
-
-
 @pytest.fixture
 def shared_registry(fresh_registry, tmp_path):
-    """Four repositories: gc/app shares a base layer with gc/base and one whole image with gc/dup, and holds an index;
-    gc/tool's tag moved from one image to another, so the first stays there untagged."""
+    """The registry of many_repositories.fill_sharing_repositories: gc/app, gc/base, gc/dup, gc/tool."""
     registry = fresh_registry()
-    layout = str(tmp_path / "layout")
-    images = {
-        "base": build_image(layout, ref="base", layer_sizes=(50000,), layer_keys=["base-layer"], seed="base"),
-        "app1": build_image(layout, ref="app1", layer_sizes=(50000, 30000), layer_keys=["base-layer", "app1-layer"], seed="app1"),
-        "app2": build_image(layout, ref="app2", layer_sizes=(50000, 35000), layer_keys=["base-layer", "app2-layer"], seed="app2"),
-        "multi": build_index(layout, ref="multi", layer_sizes=(20000,), seed="multi"),
-        "tool-old": build_image(layout, ref="tool-old", layer_sizes=(40000,), seed="tool-old"),
-        "tool-new": build_image(layout, ref="tool-new", layer_sizes=(45000,), seed="tool-new"),
-    }
-    with RegistryClient(registry.host, ConnectionOptions(validate_certs=False)) as client:
-        RegistryFiller(client).push_all(
-            [
-                ("gc/base", images["base"], ["1", "latest"]),
-                ("gc/app", images["app1"], ["v1"]),
-                ("gc/app", images["app2"], ["v2", "latest"]),
-                ("gc/app", images["multi"], ["multi"]),
-                ("gc/dup", images["app1"], ["v1"]),
-                ("gc/tool", images["tool-old"], ["latest"]),
-                ("gc/tool", images["tool-new"], ["latest"]),
-            ],
-            parallel=1,
-        )
-    return registry, images
+    return registry, fill_sharing_repositories(registry.host, str(tmp_path / "layout"))
 
 
 def test_catalog_lists_the_repositories_of_a_namespace_selected_by_whole_name(shared_registry):

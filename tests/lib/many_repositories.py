@@ -12,6 +12,9 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+from images import build_image, build_index
+
+from ansible_collections.oci.images.plugins.module_utils._options import ConnectionOptions
 from ansible_collections.oci.images.plugins.module_utils._registry._client import RegistryClient
 
 
@@ -67,3 +70,38 @@ class RegistryFiller:
             fill(first)
         with ThreadPoolExecutor(max_workers=parallel) as pool:
             list(pool.map(fill, [r for r in by_repository if r != first]))
+
+
+def own_bytes(image: dict) -> int:
+    """What a registry stores for one image: its manifest, config and layers."""
+    return image["manifest_size"] + image["config_size"] + sum(image["layer_sizes"])
+
+
+def fill_sharing_repositories(host: str, layout: str) -> dict:
+    """Four repositories on the plain registry ``host``; returns the images by name.
+
+    gc/app shares a base layer with gc/base and one whole image (app1) with gc/dup, and holds an index (multi);
+    gc/tool's tag moved from one image (tool-old) to another (tool-new), so the first stays there untagged.
+    """
+    images = {
+        "base": build_image(layout, ref="base", layer_sizes=(50000,), layer_keys=["base-layer"], seed="base"),
+        "app1": build_image(layout, ref="app1", layer_sizes=(50000, 30000), layer_keys=["base-layer", "app1-layer"], seed="app1"),
+        "app2": build_image(layout, ref="app2", layer_sizes=(50000, 35000), layer_keys=["base-layer", "app2-layer"], seed="app2"),
+        "multi": build_index(layout, ref="multi", layer_sizes=(20000,), seed="multi"),
+        "tool-old": build_image(layout, ref="tool-old", layer_sizes=(40000,), seed="tool-old"),
+        "tool-new": build_image(layout, ref="tool-new", layer_sizes=(45000,), seed="tool-new"),
+    }
+    with RegistryClient(host, ConnectionOptions(validate_certs=False)) as client:
+        RegistryFiller(client).push_all(
+            [
+                ("gc/base", images["base"], ["1", "latest"]),
+                ("gc/app", images["app1"], ["v1"]),
+                ("gc/app", images["app2"], ["v2", "latest"]),
+                ("gc/app", images["multi"], ["multi"]),
+                ("gc/dup", images["app1"], ["v1"]),
+                ("gc/tool", images["tool-old"], ["latest"]),
+                ("gc/tool", images["tool-new"], ["latest"]),
+            ],
+            parallel=1,
+        )
+    return images
