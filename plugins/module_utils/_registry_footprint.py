@@ -66,7 +66,11 @@ class RegistryScan:
 def scan_registry(
     client: RegistryClient, repositories: Iterable[str], storage: DistributionStorage | None = None, parallel: int = SCAN_PARALLEL
 ) -> RegistryScan:
-    """Read the tags of ``repositories`` and every manifest they reach; with ``storage``, also the manifests they keep untagged."""
+    """Read the tags of ``repositories`` and every manifest they reach; with ``storage``, also the manifests they keep untagged.
+
+    Through the API that is a request per repository (its tags) and per tag (its manifest), then one per manifest not read
+    yet (an index's images). With ``storage``, the tags come from the storage, and each distinct manifest is read once.
+    """
     scan = RegistryScan(client.registry)
     names = list(repositories)
     lock = threading.Lock()
@@ -93,13 +97,25 @@ def scan_registry(
         return digest
 
     with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="oci-images-scan") as pool:
-        tag_lists = list(pool.map(tags_of, names))
-        wanted = [(repository, tag) for repository, tags in zip(names, tag_lists) for tag in tags]
         for repository in names:
             scan.repositories[repository] = RepositoryContents()
-        for (repository, tag), digest in zip(wanted, pool.map(read, wanted)):
-            if digest is not None:
-                scan.repositories[repository].tags[tag] = digest
+        if storage is None:
+            # The API says what a tag names only by its manifest: one read per tag.
+            tag_lists = list(pool.map(tags_of, names))
+            wanted = [(repository, tag) for repository, tags in zip(names, tag_lists) for tag in tags]
+            for (repository, tag), digest in zip(wanted, pool.map(read, wanted)):
+                if digest is not None:
+                    scan.repositories[repository].tags[tag] = digest
+        else:
+            # The storage says what each tag names: one read per distinct manifest, from a repository that holds it.
+            tag_maps = list(pool.map(storage.tags, names))
+            first = {}
+            for repository, tags in zip(names, tag_maps):
+                for digest in tags.values():
+                    first.setdefault(digest, repository)
+            list(pool.map(read, [(repository, digest) for digest, repository in first.items()]))
+            for repository, tags in zip(names, tag_maps):
+                scan.repositories[repository].tags = {tag: digest for tag, digest in tags.items() if digest in scan.manifests}
         _read_below(pool, read, scan, [(repository, digest) for repository, contents in scan.repositories.items() for digest in contents.tags.values()])
         if storage is not None:
             for repository, revisions in zip(names, pool.map(storage.manifest_revisions, names)):

@@ -75,6 +75,8 @@ options:
         with the filesystem driver - what its configuration names in C(storage.filesystem.rootdirectory) - on the host the task runs on.
       - The registry API lists tags only; from this directory the footprint also sees the manifests each repository keeps without a tag
         (an image whose tag moved on, an image pushed by digest), which C(garbage-collect) keeps until they are deleted. Only read.
+      - It also reads what each tag names from there, so each distinct manifest is requested once (through the API, by digest)
+        instead of once per tag.
       - Without it, RV(footprint.untagged.visible) is V(false) and untagged manifests are not counted.
     type: path
   platform:
@@ -310,14 +312,15 @@ footprint:
           type: int
     repositories:
       description:
-        - With O(catalog), per repository (keyed by name)
-          C(tags) (how many), C(manifests) (how many its tags reach, images of an index included),
-          C(size) (everything its tags reach, each blob and manifest once),
-          C(shared_bytes) (of C(size), what another repository of the set also holds),
-          C(freed_bytes) (what deleting every tag of it, then C(garbage-collect), frees - held by no other repository
-          of the set and by none of its own untagged manifests),
-          C(unique_bytes) (what no other repository holds, untagged manifests included: what removing the repository as a whole frees),
-          C(untagged_manifests) and C(untagged_bytes) (its manifests no tag reaches, and what only they hold; V(null) without O(registry_storage)).
+        - With O(catalog), per repository (keyed by name) -
+        - C(tags), how many.
+        - C(manifests), how many its tags reach (the images of an index included).
+        - C(size), everything its tags reach, each blob and manifest once.
+        - C(shared_bytes), the part of C(size) another repository of the set also holds.
+        - C(freed_bytes), what deleting every tag of it, then C(garbage-collect), frees - what no other repository of the set holds
+          and none of its own untagged manifests holds.
+        - C(unique_bytes), what no other repository holds, its untagged manifests included - what removing the repository as a whole frees.
+        - C(untagged_manifests) and C(untagged_bytes), its manifests no tag reaches and what only they hold (V(null) without O(registry_storage)).
         - The figures are against the repositories listed. C(freed_bytes) is what C(garbage-collect) frees only when no repository left
           out (by O(repositories) or a namespace) shares blobs with it; the whole catalog (the default) is exact.
       type: dict

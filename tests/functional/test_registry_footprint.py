@@ -7,6 +7,7 @@ import subprocess
 
 import pytest
 from ansible_run import run_module
+from counting_proxy import CountingProxy
 from many_repositories import fill_sharing_repositories, own_bytes
 from registries import REGISTRY_BINARY, Registry
 
@@ -127,3 +128,28 @@ def test_catalog_needs_a_registry_host(registry):
     assert run.failed and "does not name a registry" in run.result["msg"]
     both = run_module("image_info", dict(catalog=registry.host, image="docker://%s/x:1" % registry.host))
     assert both.failed and "mutually exclusive" in both.result["msg"]
+
+
+def test_requests_grow_with_tags_through_the_api_and_with_distinct_manifests_through_the_storage(shared_registry):
+    registry, images = shared_registry
+    tags, children = 2 + 4 + 1 + 1, len(images["multi"]["manifests"])
+    with CountingProxy(registry.host) as proxy:
+        api = info(catalog=proxy.host, footprint=True)
+        assert not api.failed, api.output
+        through_api = list(proxy.requests)
+        proxy.reset()
+        storage = info(catalog=proxy.host, footprint=True, registry_storage=registry.data_dir)
+        assert not storage.failed, storage.output
+        through_storage = list(proxy.requests)
+    # One catalog page, one tag list per repository, one manifest per tag, then the index's images; no blob.
+    assert len(through_api) == 1 + 4 + tags + children, through_api
+    # One catalog page, then each distinct manifest once: base, app1 (in gc/app and gc/dup), app2, the index and its images,
+    # tool-new, and tool-old that no tag names any more.
+    digests = [path.rpartition("/")[2] for _method, path in through_storage if "/manifests/" in path]
+    assert len(digests) == len(set(digests)) and all(d.startswith("sha256:") for d in digests)
+    assert len(through_storage) == 1 + 5 + children + 1, through_storage
+    assert not [path for _method, path in through_api + through_storage if "/blobs/" in path]
+    # The same tags and the same figures either way, but for what only the storage shows.
+    for name, facts in api.result["footprint"]["repositories"].items():
+        seen = storage.result["footprint"]["repositories"][name]
+        assert {k: facts[k] for k in ("tags", "manifests", "size", "shared_bytes")} == {k: seen[k] for k in ("tags", "manifests", "size", "shared_bytes")}

@@ -33,27 +33,51 @@ class DistributionStorage:
                 root,
             )
 
-    def manifest_revisions(self, repository: str) -> list[str]:
-        """Digests of every manifest ``repository`` keeps (tagged, untagged, index children), sorted."""
-        directory = os.path.join(self.repositories, *repository.split("/"))
-        if not os.path.isdir(os.path.join(directory, "_manifests")):
+    def _manifests(self, repository: str) -> str:
+        directory = os.path.join(self.repositories, *repository.split("/"), "_manifests")
+        if not os.path.isdir(directory):
             raise OCIError(
                 "registry_storage %s has no repository %s, which the registry lists: is it this registry's storage?" % (self.root, repository), self.root
             )
-        revisions = os.path.join(directory, "_manifests", "revisions")
+        return directory
+
+    def manifest_revisions(self, repository: str) -> list[str]:
+        """Digests of every manifest ``repository`` keeps (tagged, untagged, index children), sorted."""
+        revisions = os.path.join(self._manifests(repository), "revisions")
         digests = []
         try:
-            algorithms = sorted(os.listdir(revisions)) if os.path.isdir(revisions) else []
-            for algorithm in algorithms:
+            for algorithm in sorted(os.listdir(revisions)) if os.path.isdir(revisions) else []:
                 for encoded in sorted(os.listdir(os.path.join(revisions, algorithm))):
-                    link = os.path.join(revisions, algorithm, encoded, "link")
-                    if not os.path.isfile(link):
-                        continue  # a revision being deleted, or an empty directory a delete left
-                    with open(link, encoding="ascii", errors="replace") as handle:
-                        digest = handle.read().strip()
-                    if not DIGEST_RE.match(digest) or digest != "%s:%s" % (algorithm, encoded):
-                        raise OCIError("registry_storage: %s does not hold the digest of its directory (%r)" % (link, digest[:80]), self.root)
-                    digests.append(validate_digest(digest, link))
+                    digest = self._link(os.path.join(revisions, algorithm, encoded, "link"))
+                    if digest is None:
+                        continue
+                    if digest != "%s:%s" % (algorithm, encoded):
+                        raise OCIError("registry_storage: %s does not name the digest of its directory (%s)" % (revisions, digest), self.root)
+                    digests.append(digest)
         except OSError as exc:
             raise LocalIOError.from_os_error(exc, "registry_storage %s" % self.root, "reading the manifests of %s" % repository) from None
         return digests
+
+    def tags(self, repository: str) -> dict[str, str]:
+        """Tag -> manifest digest, every tag of ``repository``, as the registry answers a manifest request by tag."""
+        directory = os.path.join(self._manifests(repository), "tags")
+        found = {}
+        try:
+            for tag in sorted(os.listdir(directory)) if os.path.isdir(directory) else []:
+                digest = self._link(os.path.join(directory, tag, "current", "link"))
+                if digest is not None:
+                    found[tag] = digest
+        except OSError as exc:
+            raise LocalIOError.from_os_error(exc, "registry_storage %s" % self.root, "reading the tags of %s" % repository) from None
+        return found
+
+    def _link(self, path: str) -> str | None:
+        """The digest a link file holds; None when it is not there (a tag or revision being deleted, an empty directory a delete left)."""
+        try:
+            with open(path, encoding="ascii", errors="replace") as handle:
+                digest = handle.read().strip()
+        except FileNotFoundError:
+            return None
+        if not DIGEST_RE.match(digest):
+            raise OCIError("registry_storage: %s does not hold a digest (%r)" % (path, digest[:80]), self.root)
+        return validate_digest(digest, path)
