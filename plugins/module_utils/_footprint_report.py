@@ -200,7 +200,7 @@ def render_html(footprint: dict, title: str | None = None, top: int = TOP_BLOBS)
                     for css, size, label in segments
                     if size > 0
                 ),
-                escape(human_bytes(facts["size"])),
+                escape(human_bytes(facts["size"]) + (" + %s untagged" % human_bytes(facts["untagged_bytes"]) if facts["untagged_bytes"] else "")),
             )
         )
     repository_rows = [

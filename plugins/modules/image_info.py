@@ -191,6 +191,25 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ usage.footprint.total_bytes | human_readable }}, {{ usage.footprint.shared_bytes | human_readable }} shared"
 
+- name: List the repositories of a namespace, without the test ones
+  oci.images.image_info:
+    catalog: registry.example.com/team
+    repositories:
+      exclude: ['.*-test']
+  register: found
+
+- name: What the whole registry stores, what each repository shares and what deleting it would free
+  oci.images.image_info:
+    catalog: registry.example.com
+    footprint: true
+    registry_storage: /var/lib/docker-registry  # on the registry's host: untagged manifests counted too
+  register: registry_usage
+
+- name: Write it as a page people read
+  oci.images.footprint_report:
+    footprint: "{{ registry_usage.footprint }}"
+    dest: /var/www/reports/registry.html
+
 - name: Use credentials for a private registry
   oci.images.image_info:
     image: docker://registry.example.com/private/app:1.2
