@@ -606,7 +606,7 @@ def main() -> None:
         daemon=True,
         mutually_exclusive=[["image", "footprint_of", "catalog"]],
         required_one_of=[["image", "footprint_of", "catalog"]],
-        required_by={"repositories": "catalog", "registry_storage": ("catalog", "footprint")},
+        required_by={"repositories": "catalog", "registry_storage": "catalog"},
     )
 
     # Imported after the dependency check so a missing library gives a clear message.
