@@ -698,6 +698,8 @@ def _catalog(module, params) -> None:
             result["footprint"] = registry_footprint(scan_registry(client, repositories, storage))
     except OCIError as exc:
         module.fail_json(msg=exc.msg)
+    except OSError as exc:
+        module.fail_json(msg="catalog %s: %s" % (params["catalog"], describe_os_error(exc)))
     module.exit_json(**result)
 
 

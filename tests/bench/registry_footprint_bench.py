@@ -170,7 +170,7 @@ def through_ansible(host: str) -> tuple[float, dict]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--repositories", type=int, default=50)
     parser.add_argument("--tags", type=int, default=60, help="tags per repository (three per image)")
     parser.add_argument("--out", help="also write the results as JSON here")
