@@ -20,6 +20,9 @@ author:
   - oci.images maintainers (@oci-images)
 extends_documentation_fragment:
   - ansible.builtin.files
+  - oci.images._auth
+  - oci.images._tls
+  - oci.images._retry
   - oci.images._attributes
   - oci.images._attributes.ACTIONGROUP
 attributes:
@@ -50,6 +53,8 @@ options:
     type: int
     default: 20
 notes:
+  - The registry connection options are accepted so that C(module_defaults) for C(group/oci.images.images) apply to
+    every module of the group; this module makes no connection and does not use them.
   - The page opens at a given order when its address says so, for example C(registry.html#sort=repositories.freed.desc)
     (tables C(repositories) and C(blobs); columns as the C(data-key) of their headers).
 seealso:
@@ -111,7 +116,6 @@ def main() -> None:
             title=dict(type="str"),
             top_blobs=dict(type="int", default=20),
         ),
-        sides=None,
         libraries=(),
         add_file_common_args=True,
     )
