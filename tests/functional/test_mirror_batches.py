@@ -146,3 +146,43 @@ def test_a_failed_image_fails_its_batch_and_the_role_with_keep_going_after_the_o
         assert proxy.writes() == []
     assert stopped.returncode != 0 and "batches-src/gone:1" in stopped.stdout
     assert not lines(stopped)
+
+
+def early_tag(registry_host: str, dest_host: str, batches: int) -> tuple[int, str]:
+    """(batch, tag): an app tag of the earliest batch that some later batch follows, by the slice hash the role uses."""
+    from ansible_collections.oci.images.plugins.module_utils._mirror import CopyPair, slice_pairs
+    from ansible_collections.oci.images.plugins.module_utils._options import ConnectionOptions
+    from ansible_collections.oci.images.plugins.module_utils._reference import parse_reference
+
+    pairs = [
+        CopyPair(
+            parse_reference("docker://%s/batches-src/%s:%s" % (registry_host, repo, tag)),
+            parse_reference("docker://%s/stopping/%s:%s" % (dest_host, repo, tag)),
+            ConnectionOptions(),
+        )
+        for repo, tags in (("app", APP_TAGS), ("tools", TOOLS_TAGS))
+        for tag in tags
+    ]
+    cut = [slice_pairs(pairs, b, batches) for b in range(batches)]
+    batch = next(b for b in range(batches) if any(p.dest.repository == "stopping/app" for p in cut[b]) and any(cut[b + 1 :]))
+    return batch + 1, next(p.src.tag for p in cut[batch] if p.dest.repository == "stopping/app")
+
+
+def test_without_keep_going_the_batches_after_a_failed_one_are_not_started(registry, source, tmp_path):
+    from fault_proxy import FaultProxy
+
+    total = len(APP_TAGS) + len(TOOLS_TAGS)
+    with FaultProxy(registry.host) as proxy:
+        # The plan (check mode) writes nothing and passes; the batch that copies this tag cannot store its manifest.
+        batch, tag = early_tag(registry.host, proxy.host, 4)
+        proxy.add("status_500", method="PUT", path=r"/v2/stopping/app/manifests/%s$" % re.escape(tag), nth=None)
+        proc, registered = mirror(tmp_path, source, "%s/stopping" % proxy.host, mirror_batch_size=3)
+        stored = {e.path.rpartition("/")[2] for e in proxy.exchanges("PUT", r"/manifests/") if e.status in (200, 201)}
+    assert proc.returncode != 0 and registered == {}
+    assert re.search(r"batch %d of 4: .*stopping/app:%s" % (batch, re.escape(tag)), proc.stdout), proc.stdout
+    # A line for each batch up to the failed one, none after it; the later batches' images were not attempted, and the message says how many.
+    progress = lines(proc)
+    assert [int(p[0]) for p in progress] == list(range(1, batch + 1)), proc.stdout
+    done = int(progress[-1][2])
+    assert progress[-1][7] == "1" and len(stored) == done - 1 and tag not in stored and done < total
+    assert "%d images of the batches after it not attempted (set mirror_keep_going" % (total - done) in proc.stdout
