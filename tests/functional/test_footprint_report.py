@@ -93,7 +93,7 @@ def test_report_is_written_once_and_its_summary_is_the_text_of_the_page(measured
     assert wrong.failed and "catalog and footprint" in wrong.result["msg"]
 
 
-def test_browser_renders_the_report_sorts_its_tables_and_takes_a_screenshot(measured, tmp_path):
+def test_browser_renders_the_report_sorts_its_tables_and_takes_a_screenshot(measured, tmp_path, capsys):
     images, footprint = measured[1:]
     dest = str(tmp_path / "registry.html")
     assert not report(footprint, dest, title="Storage of the test registry").failed
@@ -120,4 +120,5 @@ def test_browser_renders_the_report_sorts_its_tables_and_takes_a_screenshot(meas
 
     width, height = screenshot(url, SCREENSHOT)
     assert (width, height) == (1280, 900) and os.path.getsize(SCREENSHOT) > 10000
-    print("screenshot of the report: %s" % SCREENSHOT)
+    with capsys.disabled():  # shown in every run, not only with -s
+        print("\nscreenshot of the report: %s" % SCREENSHOT)
