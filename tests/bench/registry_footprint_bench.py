@@ -192,6 +192,7 @@ def main() -> int:
             plan = build_plan(os.path.join(work, "layout-%d" % layers), repositories, args.tags, layers)
             pushed = fill(registry.host, plan)
             direct = measure(registry.host)
+            direct_storage = measure(registry.host, storage=registry.data_dir)
             with CountingProxy(registry.host) as proxy:
                 result = measure(registry.host, proxy)
                 with_storage = measure(registry.host, proxy, registry.data_dir)
@@ -212,6 +213,8 @@ def main() -> int:
                 "requests by kind": result["kinds"],
                 "with registry_storage: requests": with_storage["requests"],
                 "with registry_storage: requests by kind": with_storage["kinds"],
+                "with registry_storage: catalog + footprint seconds": round(direct_storage["seconds"], 2),
+                "with registry_storage: peak RSS MiB": direct_storage["rss"],
                 "with registry_storage: seconds through the counting proxy": round(with_storage["seconds"], 2),
             }
             assert with_storage["footprint"]["total_bytes"] == footprint["total_bytes"]
