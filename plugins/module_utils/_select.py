@@ -30,8 +30,11 @@ def matches_any(tag: str, patterns: list[re.Pattern]) -> bool:
     return any(p.fullmatch(tag) for p in patterns)
 
 
-def select_tags(tags: Iterable[str], include: str | Iterable[str] | None = None, exclude: str | Iterable[str] | None = None) -> list[str]:
-    """Tags matching any ``include`` regex (all when none given) and no ``exclude`` regex, in their given order."""
-    wanted = compile_patterns(include, "include")
-    unwanted = compile_patterns(exclude, "exclude")
+def select_tags(tags: Iterable[str], include: str | Iterable[str] | None = None, exclude: str | Iterable[str] | None = None, option: str = "") -> list[str]:
+    """Tags (or any names) matching any ``include`` regex (all when none given) and no ``exclude`` regex, in their given order.
+
+    ``option`` prefixes the option names an error gives (``repositories.`` -> ``repositories.include``).
+    """
+    wanted = compile_patterns(include, option + "include")
+    unwanted = compile_patterns(exclude, option + "exclude")
     return [t for t in tags if (not wanted or matches_any(t, wanted)) and not matches_any(t, unwanted)]

@@ -19,6 +19,8 @@ description:
   - Nothing is downloaded but manifests and the image configuration; no container engine is needed, except for
     C(docker-daemon:) and C(containers-storage:), which export the image to a temporary file to read it.
   - A repository or tag that does not exist is not a failure, see RV(exists).
+  - With O(catalog), lists the repositories of a registry instead (see RV(repositories)), and with O(footprint) measures them
+    together - what the registry stores, what each repository shares with others and what deleting it would free.
 author:
   - oci.images maintainers (@oci-images)
 extends_documentation_fragment:
@@ -38,8 +40,46 @@ options:
         V(oci-archive:/tmp/app.tar), V(docker-archive:/tmp/app.tar).
       - A reference without a transport is a registry reference, so V(registry.example.com/team/app:1.2)
         means V(docker://registry.example.com/team/app:1.2) and V(fedora) means V(docker://docker.io/library/fedora:latest).
-      - Required unless O(footprint_of) is given.
+      - Required unless O(footprint_of) or O(catalog) is given.
     type: str
+  catalog:
+    description:
+      - Instead of O(image), a registry whose repositories are listed in RV(repositories), from its catalog (C(GET /v2/_catalog),
+        every page), such as V(registry.example.com), V(docker://registry.example.com) or V(127.0.0.1:5000).
+      - With a namespace (V(registry.example.com/team)), only the repositories below it (V(team/app), V(team/db/pg), not V(teamwork)).
+      - Many registries list their repositories only to an administrator (Harbor, GitLab) or not at all (Docker Hub, ghcr.io);
+        the task then fails saying so, and O(repositories.names) gives the list instead.
+      - With O(footprint), the footprint of those repositories together, see RV(footprint).
+    type: str
+  repositories:
+    description:
+      - With O(catalog), which repositories to list (and measure).
+    type: dict
+    suboptions:
+      include:
+        description: Regular expressions; a repository is selected when one of them matches its whole name (V(team/app)). All when not given.
+        type: list
+        elements: str
+      exclude:
+        description: Regular expressions; a repository matching one of them as a whole is left out, even when an O(repositories.include) matches.
+        type: list
+        elements: str
+      names:
+        description:
+          - The repositories to start from instead of the catalog, for registries that do not list theirs.
+            O(repositories.include), O(repositories.exclude) and a namespace in O(catalog) still apply.
+        type: list
+        elements: str
+  registry_storage:
+    description:
+      - With O(catalog) and O(footprint), the storage root directory of a CNCF distribution registry (C(docker-registry), C(registry:2))
+        with the filesystem driver - what its configuration names in C(storage.filesystem.rootdirectory) - on the host the task runs on.
+      - The registry API lists tags only; from this directory the footprint also sees the manifests each repository keeps without a tag
+        (an image whose tag moved on, an image pushed by digest), which C(garbage-collect) keeps until they are deleted. Only read.
+      - It also reads what each tag names from there, so each distinct manifest is requested once (through the API, by digest)
+        instead of once per tag.
+      - Without it, RV(footprint.untagged.visible) is V(false) and untagged manifests are not counted.
+    type: path
   platform:
     description:
       - For a multi-arch image, the platform whose manifest and configuration are described, as C(os/arch[/variant]),
@@ -77,6 +117,8 @@ options:
   footprint:
     description:
       - Also return the storage footprint in RV(footprint), counting every blob once however many tags share it.
+      - With O(catalog), the footprint of the repositories listed, counting every blob and manifest once however many repositories
+        hold it. Reads every tag's manifest once and every other manifest once (not once per repository); no layer.
       - When O(image) names a repository without tag or digest (V(docker://host/repo), V(oci:/path)), every tag
         is counted and RV(image) is left empty (with O(list_tags), it holds the tags); with a tag, only that image is counted.
       - Works for registry repositories and OCI layouts. Reads every tag's manifest (and each index's images), no layer.
@@ -149,6 +191,25 @@ EXAMPLES = r"""
 - name: Show it
   ansible.builtin.debug:
     msg: "{{ usage.footprint.total_bytes | human_readable }}, {{ usage.footprint.shared_bytes | human_readable }} shared"
+
+- name: List the repositories of a namespace, without the test ones
+  oci.images.image_info:
+    catalog: registry.example.com/team
+    repositories:
+      exclude: ['.*-test']
+  register: found
+
+- name: What the whole registry stores, what each repository shares and what deleting it would free
+  oci.images.image_info:
+    catalog: registry.example.com
+    footprint: true
+    registry_storage: /var/lib/docker-registry  # on the registry's host: untagged manifests counted too
+  register: registry_usage
+
+- name: Write it as a page people read
+  oci.images.footprint_report:
+    footprint: "{{ registry_usage.footprint }}"
+    dest: /var/www/reports/registry.html
 
 - name: Use credentials for a private registry
   oci.images.image_info:
@@ -225,20 +286,101 @@ rate_limit_waits:
       RV(oci.images.image_copy#module:rate_limit_waits) describes. Empty when none did.
   returned: always
   type: dict
+catalog:
+  description: With O(catalog), the registry (or namespace) whose repositories are listed, as V(docker://HOST[/NAMESPACE]).
+  returned: when O(catalog) is given
+  type: str
+  sample: docker://registry.example.com/team
+repositories:
+  description:
+    - With O(catalog), the repositories selected, in the order the registry lists them (by name for CNCF distribution), without the host.
+    - Prefix them with RV(catalog)'s host to name them, for example V(docker://registry.example.com/team/app).
+  returned: when O(catalog) is given
+  type: list
+  elements: str
+  sample: ["team/app", "team/db/pg"]
 footprint:
   description:
     - The storage the tags (with O(footprint)) or the references (with O(footprint_of)) take.
       Sizes are of configs and layers as stored (compressed); manifests are not counted.
     - With O(footprint_of), what this section calls tags are the references, see RV(footprint.tags).
+    - With O(catalog), the storage of the repositories listed, with other keys - RV(footprint.registry), RV(footprint.total_bytes),
+      RV(footprint.manifest_bytes), RV(footprint.shared_bytes), RV(footprint.untagged), RV(footprint.repositories) and RV(footprint.blobs).
+      A registry stores each blob (and each manifest) once, whichever repositories use it, so each is counted once, manifests included.
+      M(oci.images.footprint_report) turns it into a page people read.
   returned: when O(footprint=true) or O(footprint_of) is given
   type: dict
   contains:
+    registry:
+      description: With O(catalog), the registry host.
+      type: str
+      sample: registry.example.com
+    manifest_bytes:
+      description: With O(catalog), how much of RV(footprint.total_bytes) is manifests (each stored as a blob).
+      type: int
+      sample: 48213
+    untagged:
+      description:
+        - With O(catalog), the manifests repositories keep without a tag (an image whose tag moved on, an image pushed by digest).
+          The registry API does not list them; they are seen only with O(registry_storage).
+      type: dict
+      contains:
+        visible:
+          description: Whether they could be seen (V(true) with O(registry_storage)). When V(false), the other keys are V(null).
+          type: bool
+        manifests:
+          description: How many manifests no tag reaches (directly, or as an image of a tagged index).
+          type: int
+        bytes:
+          description:
+            - Bytes of what only those manifests hold (themselves, and blobs no tagged image uses) -
+              what C(garbage-collect --delete-untagged) would free.
+          type: int
+    repositories:
+      description:
+        - With O(catalog), per repository (keyed by name) -
+        - C(tags), how many.
+        - C(manifests), how many its tags reach (the images of an index included).
+        - C(size), everything its tags reach, each blob and manifest once.
+        - C(shared_bytes), the part of C(size) another repository of the set also holds.
+        - C(freed_bytes), what deleting every tag of it, then C(garbage-collect), frees - what no other repository of the set holds
+          and none of its own untagged manifests holds.
+        - C(unique_bytes), what no other repository holds, its untagged manifests included - what removing the repository as a whole frees.
+        - C(untagged_manifests) and C(untagged_bytes), its manifests no tag reaches and what only they hold (V(null) without O(registry_storage)).
+        - The figures are against the repositories listed. C(freed_bytes) is what C(garbage-collect) frees only when no repository left
+          out (by O(repositories) or a namespace) shares blobs with it; the whole catalog (the default) is exact.
+      type: dict
+      sample:
+        team/app: {"tags": 12, "manifests": 14, "size": 734003200, "shared_bytes": 524288000, "freed_bytes": 209715200,
+                   "unique_bytes": 209715200, "untagged_manifests": null, "untagged_bytes": null}
+    blobs:
+      description: With O(catalog), every config and layer, largest first, with the repositories that hold it (manifests are left out).
+      type: list
+      elements: dict
+      contains:
+        digest:
+          description: Digest of the blob.
+          type: str
+        size:
+          description: Size in bytes.
+          type: int
+        media_type:
+          description: Media type from the manifest (a config media type for a config).
+          type: str
+        repositories:
+          description: The repositories that hold it, sorted.
+          type: list
+          elements: str
     total_bytes:
-      description: Bytes of every distinct blob (configs and layers) used by the tags, each counted once.
+      description:
+        - Bytes of every distinct blob (configs and layers) used by the tags, each counted once.
+        - With O(catalog), of every distinct blob and manifest the repositories hold, untagged ones included when visible.
       type: int
       sample: 104857600
     shared_bytes:
-      description: Bytes of the blobs used by two tags or more (two tags on one digest share all of theirs).
+      description:
+        - Bytes of the blobs used by two tags or more (two tags on one digest share all of theirs).
+        - With O(catalog), of the blobs and manifests held by two repositories or more.
       type: int
       sample: 73400320
     tags:
@@ -282,6 +424,7 @@ exists:
   description:
     - Whether the image exists. V(false) when the repository, tag or local image is not there.
     - With O(list_tags) and a repository or layout named without tag or ref, whether the repository or layout exists.
+    - With O(catalog), whether any repository was selected.
   returned: always
   type: bool
   sample: true
@@ -457,6 +600,16 @@ def main() -> None:
         dict(
             image=dict(type="str"),
             footprint_of=dict(type="list", elements="str"),
+            catalog=dict(type="str"),
+            repositories=dict(
+                type="dict",
+                options=dict(
+                    include=dict(type="list", elements="str"),
+                    exclude=dict(type="list", elements="str"),
+                    names=dict(type="list", elements="str"),
+                ),
+            ),
+            registry_storage=dict(type="path"),
             platform=dict(type="str"),
             list_tags=dict(type="bool", default=False),
             raw=dict(type="bool", default=False),
@@ -465,8 +618,9 @@ def main() -> None:
             registries_d=dict(type="path"),
         ),
         daemon=True,
-        mutually_exclusive=[["image", "footprint_of"]],
-        required_one_of=[["image", "footprint_of"]],
+        mutually_exclusive=[["image", "footprint_of", "catalog"]],
+        required_one_of=[["image", "footprint_of", "catalog"]],
+        required_by={"repositories": "catalog", "registry_storage": "catalog"},
     )
 
     # Imported after the dependency check so a missing library gives a clear message.
@@ -479,6 +633,8 @@ def main() -> None:
     extra = {}
     if params["footprint_of"] is not None:
         _footprint_of(module, params, parse_reference, open_source)
+    if params["catalog"] is not None:
+        _catalog(module, params)
     try:
         reference = parse_reference(params["image"])
         platform = parse_platform(params["platform"]) if params["platform"] else None
@@ -538,6 +694,29 @@ def _footprint_of(module, params, parse_reference, open_source) -> None:
     except OSError as exc:
         module.fail_json(msg="footprint_of: %s" % describe_os_error(exc))
     module.exit_json(changed=False, exists=not missing, image={}, footprint=result, missing=missing)
+
+
+def _catalog(module, params) -> None:
+    """Exit with the repositories of a registry (or a namespace of it) and, with footprint, what they store together."""
+    from ansible_collections.oci.images.plugins.module_utils._catalog import catalog_repositories, parse_catalog_scope
+    from ansible_collections.oci.images.plugins.module_utils._registry._clients import registry_client
+    from ansible_collections.oci.images.plugins.module_utils._registry._distribution_storage import DistributionStorage
+    from ansible_collections.oci.images.plugins.module_utils._registry_footprint import registry_footprint, scan_registry
+
+    selection = params["repositories"] or {}
+    try:
+        scope = parse_catalog_scope(params["catalog"])
+        client = registry_client(scope.registry, side_options(module))
+        repositories = catalog_repositories(client, scope, selection.get("include"), selection.get("exclude"), selection.get("names"))
+        result = {"changed": False, "exists": bool(repositories), "image": {}, "catalog": scope.reference(), "repositories": repositories}
+        if params["footprint"]:
+            storage = DistributionStorage(params["registry_storage"]) if params["registry_storage"] else None
+            result["footprint"] = registry_footprint(scan_registry(client, repositories, storage))
+    except OCIError as exc:
+        module.fail_json(msg=exc.msg)
+    except OSError as exc:
+        module.fail_json(msg="catalog %s: %s" % (params["catalog"], describe_os_error(exc)))
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

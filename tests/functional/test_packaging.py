@@ -37,6 +37,7 @@ ALLOWED_FILES = (
     "plugins/module_utils/**/*.py",
     "roles/*/README.md",
     "roles/*/defaults/main.yml",
+    "roles/*/vars/main.yml",
     "roles/*/meta/main.yml",
     "roles/*/meta/argument_specs.yml",
     "roles/*/tasks/*.yml",

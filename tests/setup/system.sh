@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests use as real peers (registry, skopeo as oracle, podman,
-# docker engine, htpasswd, openssl, gpg for signatures), shellcheck for ansible-test's shellcheck sanity test, and
-# python3-venv for machines whose only Python 3.11 is Debian's.
+# docker engine, htpasswd, openssl, gpg for signatures, chromium to render the footprint
+# report), shellcheck for ansible-test's shellcheck sanity test, and python3-venv for machines
+# whose only Python 3.11 is Debian's.
 # Idempotent: apt-get runs only when a package is missing, so repeat runs cost a dpkg query.
 # With arguments, only those packages (the demo needs fewer than the tests).
 set -euo pipefail
 
-packages=(docker-registry skopeo podman docker.io apache2-utils openssl gnupg shellcheck python3-venv make git)
+packages=(docker-registry skopeo podman docker.io apache2-utils openssl gnupg chromium shellcheck python3-venv make git)
 if [[ $# -gt 0 ]]; then
     packages=("$@")
 fi
