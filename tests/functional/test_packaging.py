@@ -42,7 +42,6 @@ ALLOWED_FILES = (
     "roles/*/meta/argument_specs.yml",
     "roles/*/tasks/*.yml",
     "docs/*.md",
-    "docs/modules/*.rst",
     "docs/examples/*.yml",
     "changelogs/changelog.yaml",
     "changelogs/config.yaml",
