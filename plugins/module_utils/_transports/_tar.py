@@ -29,15 +29,10 @@ import threading
 import zlib
 from typing import BinaryIO, Callable
 
+from .._compression import ZstdDecompressReader, detect_compression
 from .._errors import DigestMismatch, LocalFormatError, LocalIOError, NotFound, OCIError, Unsupported
 from ._local import Staging, existing_parent, naming_path, read_whole, remove_path, sync_directory, temp_name, write_new_file
 
-_MAGIC = (
-    (b"\x1f\x8b", "gzip"),
-    (b"BZh", "bzip2"),
-    (b"\xfd7zXZ\x00", "xz"),
-    (b"\x28\xb5\x2f\xfd", "zstd"),
-)
 _DECOMPRESSORS = {"gzip": gzip.GzipFile, "bzip2": bz2.BZ2File, "xz": lzma.LZMAFile}
 #: What decompressors raise for content that is not what it claims (besides OSError without an errno).
 DECOMPRESSION_ERRORS = (EOFError, lzma.LZMAError, zlib.error)
@@ -45,18 +40,12 @@ _MAX_LINK_HOPS = 16
 COPY_CHUNK = 1024 * 1024
 
 
-def detect_compression(head: bytes) -> str | None:
-    """``gzip``/``bzip2``/``xz``/``zstd`` from a stream's first bytes, or None for uncompressed."""
-    for magic, name in _MAGIC:
-        if head.startswith(magic):
-            return name
-    return None
-
-
 def decompressing_stream(stream: BinaryIO, compression: str | None, context: str) -> BinaryIO:
     """``stream`` itself when uncompressed, else a reader that decompresses it."""
     if compression is None:
         return stream
+    if compression == "zstd":
+        return ZstdDecompressReader(stream, context)  # type: ignore[return-value]
     if compression not in _DECOMPRESSORS:
         stream.close()
         raise Unsupported("%s: %s-compressed content cannot be read here; decompress it first" % (context, compression), context)
