@@ -171,14 +171,15 @@ class TarScanner:
             if len(self._buf) < need:
                 return
             block, self._buf = bytes(self._buf), bytearray()
+            if self._state == "header":
+                self._header(block)  # emits the block once it is known to be a header
+                continue
             self._sink.raw(block)
             self._offset += len(block)
             if self._state == "pad":
                 self._state = "header"
-            elif self._state == "special":
-                self._special_done(block)
             else:
-                self._header(block)
+                self._special_done(block)
 
     def _end_content(self) -> None:
         self._sink.entry_end()
@@ -186,14 +187,26 @@ class TarScanner:
         self._left = self._pad
 
     def _header(self, block: bytes) -> None:
+        at = self._offset
+        try:
+            self._parse_header(block)
+        except ValueError:
+            raise self._fail("the header at byte %d has a field that is not a number" % at) from None
+
+    def _parse_header(self, block: bytes) -> None:
         if block == b"\x00" * _BLOCK:
+            self._emit_header(block)
             self._state = "trailer"  # the end-of-archive marker and whatever follows it stay as they are
             return
-        stored = _number(block[148:156])
+        try:
+            stored = _number(block[148:156])
+        except ValueError:
+            stored = -1
         unsigned = sum(block[:148]) + 8 * 32 + sum(block[156:])
         signed = sum(b - 256 if b > 127 else b for b in block[:148]) + 8 * 32 + sum(b - 256 if b > 127 else b for b in block[156:])
         if stored not in (unsigned, signed):
-            raise self._fail("the header at byte %d has a wrong checksum" % (self._offset - _BLOCK))
+            raise self._fail("the header at byte %d has a wrong checksum" % self._offset)
+        self._emit_header(block)
         typeflag = block[156:157]
         size = _number(block[124:136])
         if typeflag in (b"x", b"L", b"K"):
@@ -245,6 +258,10 @@ class TarScanner:
             self._state = "content"
         else:
             self._end_content()
+
+    def _emit_header(self, block: bytes) -> None:
+        self._sink.raw(block)
+        self._offset += len(block)
 
     def _apply_pax(self, entry: TarEntry) -> None:
         for key, value in self._pax.items():
