@@ -138,6 +138,20 @@ def registry_host(refs: dict) -> str:
     return refs["gzip"].split("/")[2]
 
 
+def test_compression_applies_to_every_image_of_a_sync_spec(sources, registry, skopeo):
+    refs, _info = sources
+    spec = {registry.host: {"tls-verify": False, "images": {"compression/src-gzip": ["1"], "compression/src-zstd": ["1"]}}}
+    prefix = "%s/synced" % registry.host
+    run = run_module("image_copy", {"sync": spec, "dest": prefix, "dest_validate_certs": False, "compression": "zstd:chunked"})
+    assert not run.failed, run.output
+    for name in ("src-gzip", "src-zstd"):
+        layers = manifest_of("docker://%s/%s:1" % (prefix, name), skopeo)["layers"]
+        assert [kind_of(layer) for layer in layers] == ["zstd:chunked", "zstd:chunked"]
+    again = run_module("image_copy", {"sync": spec, "dest": prefix, "dest_validate_certs": False, "compression": "zstd:chunked"})
+    assert not again.failed, again.output
+    assert again.changed is False and again.result["unchanged"] == 2
+
+
 def test_check_mode_and_diff_of_a_conversion_agree_with_the_real_run(sources, registry, skopeo):
     refs, _info = sources
     dest = "docker://%s/compression/checked:1" % registry.host
