@@ -194,8 +194,8 @@ def assemble_index(
                     " or use format: oci" % context,
                     context,
                 )
-            base = {"annotations": request.annotations} if request.annotations and target == "oci" else {}
-            base_type = _media.OCI_INDEX if target == "oci" else _media.DOCKER_LIST
+            base = {"annotations": request.annotations} if request.annotations and target != "v2s2" else {}
+            base_type = _media.DOCKER_LIST if target == "v2s2" else _media.OCI_INDEX
             doc, media_type = rewrite_index(dict(base, mediaType=base_type), base_type, entries, target)
             raw = go_json(doc)
             assembled = AssembledIndex(request.dest, raw, media_type)

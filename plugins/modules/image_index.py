@@ -207,6 +207,7 @@ def main() -> None:
             parallel=dict(type="int", default=6),
         ),
         sides=("src_", "dest_"),
+        daemon=True,
     )
 
     # Imported after the dependency check so a missing library gives a clear message.

@@ -40,7 +40,9 @@ class _TextReader:
     def __init__(self, size: int, seed: int):
         self._left = size
         self._random = random.Random(seed)
-        self._vocabulary = [bytes(self._random.choice(b"abcdefghijklmnopqrstuvwxyz_/.") for _unused in range(self._random.randint(2, 12))) for _unused in range(8192)]
+        self._vocabulary = [
+            bytes(self._random.choice(b"abcdefghijklmnopqrstuvwxyz_/.") for _unused in range(self._random.randint(2, 12))) for _unused in range(8192)
+        ]
         self._pending = b""
 
     def _chunk(self) -> bytes:
@@ -169,7 +171,18 @@ def main() -> int:
         o, s = row["ours"], row["skopeo"]
         lines.append(
             "| %s | %.2f | %.2f | %.0f | %.2f | %.2f | %.0f | %.2f | %d | %d |"
-            % (row["case"], o["median_s"], o["min_s"], args.size_mib / o["median_s"], s["median_s"], s["min_s"], args.size_mib / s["median_s"], row["ratio"], o["rss_mib"], s["rss_mib"])
+            % (
+                row["case"],
+                o["median_s"],
+                o["min_s"],
+                args.size_mib / o["median_s"],
+                s["median_s"],
+                s["min_s"],
+                args.size_mib / s["median_s"],
+                row["ratio"],
+                o["rss_mib"],
+                s["rss_mib"],
+            )
         )
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as handle:

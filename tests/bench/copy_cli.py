@@ -44,7 +44,12 @@ def main() -> int:
     side = ConnectionOptions(validate_certs=False, runner=subprocess_runner)
     try:
         batch = resolve_batch(selection, side)
-        summary = run_batch(batch, side, CopyOptions(parallel=args.parallel, compression=args.compression, compression_level=args.compression_level), BatchOptions(parallel_images=args.parallel_images))
+        summary = run_batch(
+            batch,
+            side,
+            CopyOptions(parallel=args.parallel, compression=args.compression, compression_level=args.compression_level),
+            BatchOptions(parallel_images=args.parallel_images),
+        )
     finally:
         close_clients()
     results = summary["results"]

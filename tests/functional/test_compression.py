@@ -11,9 +11,11 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import struct
 import subprocess
 import tarfile
+import tempfile
 import urllib.request
 
 import pytest
@@ -139,7 +141,6 @@ def registry_host(refs: dict) -> str:
 
 
 def test_compression_applies_to_every_image_of_a_sync_spec(sources, registry, skopeo):
-    refs, _info = sources
     spec = {registry.host: {"tls-verify": False, "images": {"compression/src-gzip": ["1"], "compression/src-zstd": ["1"]}}}
     prefix = "%s/synced" % registry.host
     run = run_module("image_copy", {"sync": spec, "dest": prefix, "dest_validate_certs": False, "compression": "zstd:chunked"})
@@ -265,6 +266,41 @@ def test_a_converted_image_runs_from_podmans_copy_of_it(tmp_path, registry, podm
             assert out.stdout.strip() == "hello"
         finally:
             podman_store.podman("image", "unmount", name)
+
+
+def test_podman_pulls_our_zstd_chunked_layers_partially_by_their_toc(tmp_path, registry):
+    # podman 4.3 with partial pulls on (overlay storage) reads the TOC, fetches each file by the offsets it gives with
+    # HTTP range requests and checks each file's digest: a TOC with one wrong offset or digest fails this pull.
+    info = build_image_of_tars(
+        str(tmp_path / "src"), "v1", [host_program_tar(), tar_of({"a/b.txt": os.urandom(70000), "c.txt": b"hello" * 1000})], config={"Cmd": ["/bin/x"]}
+    )
+    dest = "docker://%s/compression/partial:1" % registry.host
+    assert not copy(info["reference"], dest, compression="zstd:chunked").failed
+    runroot = tempfile.mkdtemp(prefix="oci-p-", dir="/tmp")  # podman wants a short runroot
+    conf = tmp_path / "storage.conf"
+    conf.write_text(
+        '[storage]\ndriver = "overlay"\nrunroot = "%s"\ngraphroot = "%s"\n[storage.options]\n'
+        'pull_options = {enable_partial_images = "true", use_hard_links = "false", ostree_repos = ""}\n' % (runroot, tmp_path / "graph")
+    )
+    env = dict(os.environ, CONTAINERS_STORAGE_CONF=str(conf))
+    name = dest.replace("docker://", "")
+    try:
+        pull = subprocess.run(
+            ["podman", "--log-level=debug", "pull", "--tls-verify=false", name], capture_output=True, text=True, env=env, timeout=120, check=False
+        )
+        assert pull.returncode == 0, pull.stderr[-3000:]
+        assert pull.stderr.count("Retrieved partial blob") == 2, pull.stderr[-3000:]
+        root = subprocess.run(["podman", "image", "mount", name], capture_output=True, text=True, env=env, check=True).stdout.strip()
+        try:
+            out = subprocess.run(["chroot", root, "/usr/bin/echo", "partial"], capture_output=True, text=True, check=True)
+            assert out.stdout.strip() == "partial"
+            with open(os.path.join(root, "c.txt"), "rb") as f:
+                assert f.read() == b"hello" * 1000
+        finally:
+            subprocess.run(["podman", "image", "unmount", name], capture_output=True, env=env, check=False)
+    finally:
+        subprocess.run(["podman", "rmi", "-a", "-f"], capture_output=True, env=env, check=False)
+        shutil.rmtree(runroot, ignore_errors=True)
 
 
 def test_image_info_reports_each_layers_compression_as_skopeo_inspect_does(sources, skopeo):
