@@ -94,21 +94,22 @@ def _layer_reader(source: ImageSource, blob: BlobTransfer, context: str):
     try:
         if blob.decompress:
             checked = check_layer_bytes(stream, blob.media_type, blob.digest, blob.size, context)
-            reader = decompressing_reader(checked, blob.decompress, context, toc_check(blob, context))
+            reader = decompressing_reader(checked, blob.decompress, context, _toc_check(blob, context))
             expected = blob.diff_id if blob.compress else blob.dest_digest
             if not expected:
                 return reader, stream
             # The uncompressed form must be what the config's diff ID says.
             return VerifyingReader(reader, expected, None, context, "the uncompressed content of layer %s" % blob.digest), stream  # type: ignore[arg-type]
-        if blob.compress or blob.data is not None or source.layers_stored_uncompressed:
-            return stream, stream
-        return check_layer_bytes(stream, blob.media_type, blob.digest, blob.size, context, toc_check(blob, context)), stream
+        if blob.data is not None or source.layers_stored_uncompressed:
+            return stream, stream  # a blob the copy made, or a tar served under a gzip type (as skopeo presents it)
+        return check_layer_bytes(stream, blob.media_type, blob.digest, blob.size, context, _toc_check(blob, context)), stream
     except BaseException:
         stream.close()
         raise
 
 
-def toc_check(blob: BlobTransfer, context: str):
+def _toc_check(blob: BlobTransfer, context: str):
+    """A zstd:chunked layer's TOC check (``_zstd_chunked.TocCheck``), or None for other layers."""
     if not blob.toc:
         return None
     from ._zstd_chunked import TocCheck

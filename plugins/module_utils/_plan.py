@@ -390,8 +390,7 @@ def plan_copy(source: ImageSource, dest: ImageDestination, options: CopyOptions)
                 index_type = _convert_index_type(options.format) if options.format else top_type
                 if index_type == _media.DOCKER_LIST and any(write.media_type == _media.OCI_MANIFEST for _platform, write in children):
                     index_type = _media.OCI_INDEX  # a Docker list does not hold OCI manifests
-                top_write = ManifestWrite(b"", index_type, "", True, pending_doc=top_doc, children=children)
-                top_write.index_entries = entries
+                top_write = ManifestWrite(b"", index_type, "", True, pending_doc=top_doc, children=children, index_entries=entries)
             elif mode in ("all", "index_only") and new_entries == entries and not converts_index:
                 top_write = ManifestWrite(top_raw, top_type, src_digest, True)
             else:

@@ -79,3 +79,36 @@ def test_compression_level_is_checked_before_anything_is_read(store):
     assert "get_manifest" not in store.calls
     with pytest.raises(OCIError, match="changes digests; unset preserve_digests"):
         copy("memory:src:v1", "memory:dest:v1", compression="gzip", preserve_digests=True)
+
+
+def test_a_multi_arch_index_is_converted_child_by_child_and_then_up_to_date(store):
+    from memory_transport import OCI_INDEX, digest_of
+
+    children = [random_image(store, "src", "c%d" % n, seed=10 + n) for n in range(2)]
+    index = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [
+                {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": c["manifest_digest"], "size": len(c["raw"]), "platform": p}
+                for c, p in zip(children, ({"architecture": "amd64", "os": "linux"}, {"architecture": "arm64", "os": "linux", "variant": "v8"}))
+            ],
+        }
+    ).encode()
+    place = store.place("src")
+    place.blobs[digest_of(index)] = index
+    place.media_types[digest_of(index)] = OCI_INDEX
+    place.names["multi"] = digest_of(index)
+    predicted = copy("memory:src:multi", "memory:dest:multi", check=True, compression="zstd")
+    assert predicted["changed"] and predicted["dest_digest_after"] is None
+    done = copy("memory:src:multi", "memory:dest:multi", compression="zstd")
+    assert done["changed"] and done["blobs"] == predicted["blobs"]
+    written = json.loads(store.place("dest").blobs[done["dest_digest_after"]])
+    assert [m["platform"]["architecture"] for m in written["manifests"]] == ["amd64", "arm64"]
+    for entry in written["manifests"]:
+        child = json.loads(store.place("dest").blobs[entry["digest"]])
+        assert entry["size"] == len(store.place("dest").blobs[entry["digest"]])
+        assert all(layer["mediaType"].endswith("+zstd") for layer in child["layers"])
+    again = copy("memory:src:multi", "memory:dest:multi", compression="zstd")
+    assert again["changed"] is False and again["dest_digest_after"] == done["dest_digest_after"]
+    assert copy("memory:src:multi", "memory:dest:multi", compression="gzip")["changed"]
