@@ -49,7 +49,9 @@ def decompressing_stream(stream: BinaryIO, compression: str | None, context: str
     if compression not in _DECOMPRESSORS:
         stream.close()
         raise Unsupported("%s: %s-compressed content cannot be read here; decompress it first" % (context, compression), context)
-    return _DECOMPRESSORS[compression](fileobj=stream, mode="rb")
+    if compression == "gzip":
+        return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
+    return _DECOMPRESSORS[compression](stream, mode="rb")  # BZ2File and LZMAFile take the file object first
 
 
 class ClosingDecompressor:
@@ -171,7 +173,7 @@ class ArchiveFiles:
         return table
 
     def _decompressed_copy(self, compression: str) -> str:
-        if compression not in _DECOMPRESSORS:
+        if compression not in _DECOMPRESSORS and compression != "zstd":
             raise LocalFormatError("%s: %s is %s-compressed; decompress it first" % (self.context, self.root, compression), self.context)
         doing = "decompressing %s to a temporary file" % self.root
         try:
@@ -180,7 +182,8 @@ class ArchiveFiles:
             raise LocalIOError.from_os_error(e, self.context, doing, tempfile.gettempdir()) from None
         self._temp = temp
         try:
-            with os.fdopen(fd, "wb") as out, _DECOMPRESSORS[compression](self.root, "rb") as src:
+            with os.fdopen(fd, "wb") as out, open(self.root, "rb") as raw:
+                src = decompressing_stream(raw, compression, self.context)
                 shutil.copyfileobj(src, out, COPY_CHUNK)
         except OSError as e:
             self.close()
@@ -190,6 +193,9 @@ class ArchiveFiles:
         except DECOMPRESSION_ERRORS as e:
             self.close()
             raise LocalFormatError("%s: cannot decompress %s: %s" % (self.context, self.root, e), self.context) from None
+        except OCIError:  # zstd: damaged or not installed; the message says which
+            self.close()
+            raise
         return temp
 
     def _check_safe(self, member: tarfile.TarInfo) -> None:
