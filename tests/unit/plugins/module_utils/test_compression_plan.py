@@ -6,23 +6,20 @@ from __future__ import annotations
 import json
 
 import pytest
-from memory_transport import MemoryStore, MemoryTransport, random_image
+from memory_transport import MemoryStore, random_image
 
 from ansible_collections.oci.images.plugins.module_utils._copy import CopyOptions, copy_image, plan_copy
 from ansible_collections.oci.images.plugins.module_utils._errors import OCIError
 from ansible_collections.oci.images.plugins.module_utils._options import ConnectionOptions
 from ansible_collections.oci.images.plugins.module_utils._reference import parse_reference
-from ansible_collections.oci.images.plugins.module_utils._transports._table import open_destination, open_source, register, unregister
+from ansible_collections.oci.images.plugins.module_utils._transports._table import open_destination, open_source
 
 SIDE = ConnectionOptions()
 
 
 @pytest.fixture
-def store():
-    transport = MemoryTransport(MemoryStore())
-    register(transport)
-    yield transport.store
-    unregister(transport.name)
+def store(memory_store):
+    return memory_store
 
 
 def copy(src: str, dest: str, check: bool = False, **options) -> dict:

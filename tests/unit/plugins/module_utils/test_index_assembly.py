@@ -5,26 +5,22 @@ from __future__ import annotations
 import json
 
 import pytest
-from memory_transport import MemoryStore, MemoryTransport, random_image
+from memory_transport import MemoryStore, random_image
 
 from ansible_collections.oci.images.plugins.module_utils._errors import OCIError
 from ansible_collections.oci.images.plugins.module_utils._index import IndexImage, IndexRequest, assemble_index
 from ansible_collections.oci.images.plugins.module_utils._media import parse_platform
 from ansible_collections.oci.images.plugins.module_utils._options import ConnectionOptions
 from ansible_collections.oci.images.plugins.module_utils._reference import parse_reference
-from ansible_collections.oci.images.plugins.module_utils._transports._table import register, unregister
 
 SIDE = ConnectionOptions()
 
 
 @pytest.fixture
-def store():
-    transport = MemoryTransport(MemoryStore())
-    register(transport)
+def store(memory_store):
     for n in range(3):
-        random_image(transport.store, "builds", "b%d" % n, layer_sizes=(500 + n,), seed=n)
-    yield transport.store
-    unregister(transport.name)
+        random_image(memory_store, "builds", "b%d" % n, layer_sizes=(500 + n,), seed=n)
+    return memory_store
 
 
 def assemble(images, check: bool = False, **request) -> dict:
