@@ -161,6 +161,7 @@ class GzipCompressReader(_Reader):
         self._pending: list = []
         self._pool = None
         self._input_done = False
+        self._workers = max(1, min(os.cpu_count() or 1, 8))
         # gzip header: magic, deflate, no flags, mtime 0, extra flags as zlib sets them for the level, OS unix
         self._out += b"\x1f\x8b\x08\x00\x00\x00\x00\x00" + (b"\x02" if self._level == 9 else b"\x04" if self._level < 2 else b"\x00") + b"\x03"
 
@@ -172,8 +173,9 @@ class GzipCompressReader(_Reader):
         return deflater.compress(block) + deflater.flush(zlib.Z_SYNC_FLUSH)
 
     def _more(self, want: int) -> None:
-        workers = max(1, min(os.cpu_count() or 1, 8))
-        while not self._input_done and len(self._pending) < workers:
+        workers = self._workers
+        # Twice as many blocks in flight as workers, so none waits while this thread reads the next block.
+        while not self._input_done and len(self._pending) < 2 * workers:
             block = self._stream.read(self._BLOCK)
             if not block:
                 self._input_done = True
