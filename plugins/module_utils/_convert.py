@@ -26,6 +26,26 @@ _DOCKER_TO_OCI_LAYER = {
     _media.DOCKER_LAYER_TAR: _media.OCI_LAYER_TAR,
     _media.DOCKER_LAYER_FOREIGN_GZIP: _media.OCI_LAYER_NONDISTRIBUTABLE_GZIP,
 }
+# (layer kind, compression) -> media type, for layers compressed on the way.
+_COMPRESSED_LAYER = {
+    ("oci", "gzip"): _media.OCI_LAYER_GZIP,
+    ("oci", "zstd"): _media.OCI_LAYER_ZSTD,
+    ("oci-nondistributable", "gzip"): _media.OCI_LAYER_NONDISTRIBUTABLE_GZIP,
+    ("oci-nondistributable", "zstd"): _media.OCI_LAYER_NONDISTRIBUTABLE_ZSTD,
+    ("docker", "gzip"): _media.DOCKER_LAYER_GZIP,
+    ("docker-foreign", "gzip"): _media.DOCKER_LAYER_FOREIGN_GZIP,
+}
+_LAYER_KIND = {
+    _media.OCI_LAYER_TAR: "oci",
+    _media.OCI_LAYER_GZIP: "oci",
+    _media.OCI_LAYER_ZSTD: "oci",
+    _media.OCI_LAYER_NONDISTRIBUTABLE_TAR: "oci-nondistributable",
+    _media.OCI_LAYER_NONDISTRIBUTABLE_GZIP: "oci-nondistributable",
+    _media.OCI_LAYER_NONDISTRIBUTABLE_ZSTD: "oci-nondistributable",
+    _media.DOCKER_LAYER_TAR: "docker",
+    _media.DOCKER_LAYER_GZIP: "docker",
+    _media.DOCKER_LAYER_FOREIGN_GZIP: "docker-foreign",
+}
 FORMAT_MANIFEST = {"oci": _media.OCI_MANIFEST, "v2s2": _media.DOCKER_MANIFEST}
 FORMAT_INDEX = {"oci": _media.OCI_INDEX, "v2s2": _media.DOCKER_LIST}
 
@@ -73,6 +93,16 @@ def _docker_platform(p: dict) -> dict:
         if p.get(key):
             out[key] = p[key]
     return out
+
+
+def layer_type_for(media_type: str, compression: str, context: str) -> str:
+    """The media type of a layer of type ``media_type`` once compressed with ``compression`` (zstd:chunked is
+    ``tar+zstd`` with annotations); the same kind of layer (regular, non-distributable) in the same format."""
+    kind = _LAYER_KIND.get(media_type)
+    target = _COMPRESSED_LAYER.get((kind or "", "zstd" if compression == "zstd:chunked" else compression))
+    if target is None:
+        raise OCIError("%s: a %s layer cannot be compressed with %s in its manifest format" % (context, media_type, compression), context)
+    return target
 
 
 def convert_manifest(doc: dict, media_type: str, target: str, context: str) -> tuple[dict, str]:

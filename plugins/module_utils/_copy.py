@@ -12,19 +12,17 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import tempfile
 import threading
 import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
-from ._compression import GunzipReader, GzipCompressReader
-from ._convert import go_json
-from ._digest import VerifyingReader, sha256_digest
+from ._compression import check_layer_bytes, compressing_reader, decompressing_reader
+from ._digest import VerifyingReader
 from ._errors import BlobsMissing, ConnectionFailure, LocalIOError
 from ._options import ConnectionOptions
-from ._plan import BlobTransfer, CopyOptions, CopyPlan, ManifestWrite, plan_copy
+from ._plan import BlobTransfer, CopyOptions, CopyPlan, finish_manifest, plan_copy
 from ._reference import ImageReference
 from ._retry import backoff_delay, pause, shared_budget
 from ._transports._base import ImageDestination, ImageSource
@@ -89,27 +87,58 @@ class _Counters:
             self.bytes += nbytes
 
 
-def _compress_to_spool(source: ImageSource, blob: BlobTransfer) -> tuple[str, str, int]:
-    """Gzip a layer the source serves uncompressed into a temporary file; (path, digest, size)."""
+def _layer_reader(source: ImageSource, blob: BlobTransfer, context: str):
+    """The source's blob as the destination needs it: as stored (its declared compression and any zstd:chunked TOC
+    checked as it passes), or decompressed (its uncompressed digest checked too when known)."""
     stream = source.open_blob(blob.digest, blob.size)
+    try:
+        if blob.decompress:
+            checked = check_layer_bytes(stream, blob.media_type, blob.digest, blob.size, context)
+            reader = decompressing_reader(checked, blob.decompress, context, _toc_check(blob, context))
+            expected = blob.diff_id if blob.compress else blob.dest_digest
+            if not expected:
+                return reader, stream
+            # The uncompressed form must be what the config's diff ID says.
+            return VerifyingReader(reader, expected, None, context, "the uncompressed content of layer %s" % blob.digest), stream  # type: ignore[arg-type]
+        if blob.data is not None or source.layers_stored_uncompressed:
+            return stream, stream  # a blob the copy made, or a tar served under a gzip type (as skopeo presents it)
+        return check_layer_bytes(stream, blob.media_type, blob.digest, blob.size, context, _toc_check(blob, context)), stream
+    except BaseException:
+        stream.close()
+        raise
+
+
+def _toc_check(blob: BlobTransfer, context: str):
+    """A zstd:chunked layer's TOC check (``_zstd_chunked.TocCheck``), or None for other layers."""
+    if not blob.toc:
+        return None
+    from ._zstd_chunked import TocCheck
+
+    return TocCheck(context, blob.digest, blob.toc)
+
+
+def _compress_to_spool(source: ImageSource, blob: BlobTransfer, context: str) -> tuple[str, str, int]:
+    """Compress a layer (decompressed first when the source compressed it) into a temporary file; (path, digest, size)."""
+    reader, _unused = _layer_reader(source, blob, context)
     doing = "compressing layer %s into a temporary file" % blob.digest
     try:
-        fd, path = tempfile.mkstemp(prefix="oci-images-layer-", suffix=".tar.gz")
+        fd, path = tempfile.mkstemp(prefix="oci-images-layer-", suffix=".blob")
     except OSError as exc:
-        stream.close()
+        reader.close()
         raise LocalIOError.from_os_error(exc, str(source.reference), doing, tempfile.gettempdir()) from None
     hasher = hashlib.sha256()
     size = 0
     try:
         with os.fdopen(fd, "wb") as out:
-            reader = GzipCompressReader(stream)
+            compressor = compressing_reader(reader, blob.compress or "", blob.level, context)
             while True:
-                chunk = reader.read(_SPOOL_CHUNK)
+                chunk = compressor.read(_SPOOL_CHUNK)
                 if not chunk:
                     break
                 out.write(chunk)
                 hasher.update(chunk)
                 size += len(chunk)
+        blob.annotations = getattr(compressor, "annotations", None)
     except OSError as exc:
         os.unlink(path)
         if exc.errno is None:
@@ -119,12 +148,12 @@ def _compress_to_spool(source: ImageSource, blob: BlobTransfer) -> tuple[str, st
         os.unlink(path)
         raise
     finally:
-        stream.close()
+        reader.close()
     return path, "sha256:" + hasher.hexdigest(), size
 
 
 def _put_compressed(source: ImageSource, dest: ImageDestination, blob: BlobTransfer, counters: _Counters, context: str) -> None:
-    path, digest, size = _compress_to_spool(source, blob)
+    path, digest, size = _compress_to_spool(source, blob, context)
     try:
         blob.dest_digest, blob.dest_size = digest, size
         if dest.has_blob(digest, size):
@@ -200,30 +229,12 @@ def _send_blob(source: ImageSource, dest: ImageDestination, blob: BlobTransfer, 
         )
         counters.add("copied", len(blob.data))
         return
-    stream = source.open_blob(blob.digest, blob.size)
-    reader: VerifyingReader = stream
-    if blob.decompress:
-        reader = VerifyingReader(GunzipReader(stream, context), blob.dest_digest or "", None, context)  # type: ignore[arg-type]
+    reader, stream = _layer_reader(source, blob, context)
     try:
         dest.put_blob(reader, blob.dest_digest or "", blob.dest_size, blob.media_type)
     finally:
         reader.close()
     counters.add("copied", stream.bytes_read or (blob.size or 0))
-
-
-def _finish_manifest(write: ManifestWrite, blobs: list[BlobTransfer]) -> None:
-    """Put the digests and sizes of layers compressed during the copy into a pending manifest."""
-    if write.pending_doc is None:
-        return
-    compressed = {b.digest: b for b in blobs if b.compress and b.dest_digest}
-    doc = json.loads(json.dumps(write.pending_doc))
-    for layer in doc.get("layers") or []:
-        done = compressed.get(layer.get("digest"))
-        if done is not None:
-            layer["digest"], layer["size"] = done.dest_digest, done.dest_size
-    write.raw = go_json(doc)
-    write.digest = sha256_digest(write.raw)
-    write.pending_doc = None
 
 
 def execute_plan(plan: CopyPlan, source: ImageSource, dest: ImageDestination, options: CopyOptions) -> dict:
@@ -243,7 +254,7 @@ def execute_plan(plan: CopyPlan, source: ImageSource, dest: ImageDestination, op
             wait(pending)
             raise failure
     for write in plan.manifests:
-        _finish_manifest(write, plan.blobs)
+        finish_manifest(write, plan.blobs)
         try:
             dest.put_manifest(write.raw, write.media_type, write.digest, write.top)
         except BlobsMissing:
@@ -286,7 +297,7 @@ def _unchanged_by_head(source: ImageSource, dest: ImageDestination, options: Cop
     a destination that holds an index and is judged by manifest digest), so the answer is the one
     ``plan_copy`` would give, without reading the source manifest (friendly to pull rate limits).
     """
-    if options.force or options.format or options.platforms or options.multi_arch == "system":
+    if options.force or options.format or options.compression or options.platforms or options.multi_arch == "system":
         return None
     if not dest.can_hold_index or dest.identity != "manifest":
         return None

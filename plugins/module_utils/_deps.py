@@ -9,8 +9,8 @@ import traceback
 
 # Import name -> package name on PyPI.
 REQUIRED = {"requests": "requests", "jsonschema": "jsonschema"}
-# Needed only by some options (sigstore private keys); checked when those are used.
-OPTIONAL = {"nacl": "PyNaCl"}
+# Needed only by some options or images (sigstore private keys, zstd layers); checked when those are met.
+OPTIONAL = {"nacl": "PyNaCl", "zstandard": "zstandard"}
 
 
 def missing_libraries(names: tuple[str, ...] = tuple(REQUIRED)) -> list[tuple[str, str]]:

@@ -22,6 +22,7 @@ def _layer_view(descriptor: dict) -> dict:
         "size": descriptor.get("size"),
         "media_type": descriptor.get("mediaType"),
         "annotations": descriptor.get("annotations"),
+        "compression": _media.layer_compression(descriptor),
     }
 
 

@@ -34,6 +34,19 @@ OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
 OCI_LAYER_NONDISTRIBUTABLE_TAR = "application/vnd.oci.image.layer.nondistributable.v1.tar"
 OCI_LAYER_NONDISTRIBUTABLE_GZIP = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
 OCI_LAYER_NONDISTRIBUTABLE_ZSTD = "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"
+# zstd:chunked annotations on a layer descriptor: (TOC digest, TOC position), as containers/storage 1.43 (skopeo 1.9,
+# podman 4.3) writes them, then as later versions do.
+ZSTD_CHUNKED_MANIFEST_CHECKSUM = "io.containers.zstd-chunked.manifest-checksum"
+ZSTD_CHUNKED_MANIFEST_POSITION = "io.containers.zstd-chunked.manifest-position"
+ZSTD_CHUNKED_ANNOTATIONS = (
+    (ZSTD_CHUNKED_MANIFEST_CHECKSUM, ZSTD_CHUNKED_MANIFEST_POSITION),
+    ("io.github.containers.zstd-chunked.manifest-checksum", "io.github.containers.zstd-chunked.manifest-position"),
+)
+ZSTD_CHUNKED_ANNOTATION_KEYS = (
+    *(key for pair in ZSTD_CHUNKED_ANNOTATIONS for key in pair),
+    "io.github.containers.zstd-chunked.tarsplit-position",
+    "io.github.containers.zstd-chunked.tarsplit-checksum",
+)
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
@@ -60,6 +73,10 @@ LAYER_MEDIA_TYPES = (
     DOCKER_LAYER_GZIP,
     DOCKER_LAYER_FOREIGN_GZIP,
 )
+
+GZIP_LAYER_TYPES = (OCI_LAYER_GZIP, OCI_LAYER_NONDISTRIBUTABLE_GZIP, DOCKER_LAYER_GZIP, DOCKER_LAYER_FOREIGN_GZIP)
+ZSTD_LAYER_TYPES = (OCI_LAYER_ZSTD, OCI_LAYER_NONDISTRIBUTABLE_ZSTD)
+UNCOMPRESSED_LAYER_TYPES = (OCI_LAYER_TAR, OCI_LAYER_NONDISTRIBUTABLE_TAR, DOCKER_LAYER_TAR)
 
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
@@ -162,6 +179,21 @@ _SCHEMAS = {
 def is_index(media_type: str) -> bool:
     """True for an OCI index or a Docker manifest list."""
     return media_type in INDEX_MEDIA_TYPES
+
+
+def layer_compression(descriptor: dict) -> str | None:
+    """How a layer descriptor says its blob is compressed: ``gzip``, ``zstd``, ``zstd:chunked`` (zstd with a TOC
+    named by annotations), ``none`` (a plain tar), or None for blobs that are not image layers."""
+    media_type = descriptor.get("mediaType")
+    if media_type in GZIP_LAYER_TYPES:
+        return "gzip"
+    if media_type in ZSTD_LAYER_TYPES:
+        annotations = descriptor.get("annotations") or {}
+        chunked = any(checksum in annotations and position in annotations for checksum, position in ZSTD_CHUNKED_ANNOTATIONS)
+        return "zstd:chunked" if chunked else "zstd"
+    if media_type in UNCOMPRESSED_LAYER_TYPES:
+        return "none"
+    return None
 
 
 def _bare_media_type(media_type: str | None) -> str:

@@ -140,6 +140,31 @@ options:
       - Without it, manifests are copied byte for byte.
     type: str
     choices: [oci, v2s2]
+  compression:
+    description:
+      - Compress every image layer with this algorithm on the way, like C(skopeo copy --dest-compress --dest-compress-format).
+        Without it, each layer keeps the compression it has at the source.
+      - V(gzip) writes C(tar+gzip) layers; V(zstd) C(tar+zstd) layers; V(zstd:chunked) C(tar+zstd) layers laid out
+        so podman can pull only the files it lacks, with the C(io.containers.zstd-chunked.*) annotations skopeo 1.9 and podman 4.3 write.
+      - Decided per layer, by its type - a layer already in that compression is copied as it is (a zstd:chunked layer counts as zstd),
+        a regular layer stays regular and a non-distributable one non-distributable; foreign layers (with URLs) and blobs that are not
+        image layers (artifacts) are never touched.
+      - zstd exists only in OCI manifests, so Docker schema 2 images are converted to OCI with V(zstd) and V(zstd:chunked)
+        (O(format=v2s2) cannot be combined with them).
+      - Applies to every image the task copies, with O(images), in repository mode and with O(sync) or O(sync_file).
+        Destinations that store layers uncompressed (C(docker-archive:), C(docker-daemon:), C(containers-storage:)) ignore it.
+      - Converted layers get new digests, known only after the copy. The destination is then up to date when it holds the same
+        content in the asked compression - the same manifest format, the same config (so the same diff IDs), every converted
+        layer in the asked compression and every other layer the same blob - so a second run changes nothing.
+      - zstd needs the Python library C(zstandard).
+    type: str
+    choices: [gzip, zstd, "zstd:chunked"]
+  compression_level:
+    description:
+      - The compression level for O(compression) - V(0) to V(9) for gzip, V(1) to V(22) for zstd.
+      - Default for zstd is V(3), as skopeo. Default for gzip is V(1) - zlib at level 1 writes layers about the size skopeo's gzip
+        writes at its default level, twice as fast as zlib's level 6; V(6) to V(9) write smaller layers, more slowly.
+    type: int
   preserve_digests:
     description:
       - Fail rather than write anything whose digest would differ from the source's.
@@ -253,6 +278,7 @@ requirements:
   - requests
   - jsonschema
   - PyNaCl (only with O(sign_by_sigstore_private_key))
+  - zstandard (only for zstd and zstd:chunked layers)
   - gpg (only for O(sign_by) and C(signedBy) policies)
 """
 
@@ -293,6 +319,17 @@ EXAMPLES = r"""
     parallel_images: 4
     keep_going: true
   register: copied
+
+- name: Convert an image's layers to zstd:chunked, for partial pulls by podman
+  oci.images.image_copy:
+    src: docker://registry.example.com/team/app:1.2
+    dest: docker://registry.example.com/team/app:1.2-zstd
+    compression: "zstd:chunked"
+
+- name: Save a zstd image for an old Docker engine (its layers are decompressed for it)
+  oci.images.image_copy:
+    src: docker://registry.example.com/team/app:1.2-zstd
+    dest: docker-daemon:team/app:1.2
 
 - name: Mirror the 1.x releases of a repository, the three newest only
   oci.images.image_copy:
@@ -539,6 +576,8 @@ def main() -> None:
             multi_arch=dict(type="str", choices=["all", "system", "index_only"]),
             platforms=dict(type="list", elements="str"),
             format=dict(type="str", choices=["oci", "v2s2"]),
+            compression=dict(type="str", choices=["gzip", "zstd", "zstd:chunked"]),
+            compression_level=dict(type="int"),
             preserve_digests=dict(type="bool", default=False),
             force=dict(type="bool", default=False),
             parallel=dict(type="int", default=6),
@@ -581,8 +620,8 @@ def main() -> None:
         module.fail_json(msg="parallel and parallel_images must be at least 1")
     if (params["src"] or params["sync"] or params["sync_file"]) and not params["dest"]:
         module.fail_json(msg="dest is required with src, sync or sync_file")
-    if params["referrers"] and (params["format"] or params["platforms"] or params["multi_arch"] == "system"):
-        module.fail_json(msg="referrers name their subject by digest: they cannot stay attached with format, platforms or multi_arch: system")
+    if params["referrers"] and (params["format"] or params["platforms"] or params["multi_arch"] == "system" or params["compression"]):
+        module.fail_json(msg="referrers name their subject by digest: they cannot stay attached with format, compression, platforms or multi_arch: system")
     if params["signature_policy"] is not None and not isinstance(params["signature_policy"], (str, dict)):
         module.fail_json(msg="signature_policy must be a path or the policy as a mapping")
     src_options = side_options(module, "src_")
@@ -604,6 +643,8 @@ def main() -> None:
             multi_arch=params["multi_arch"],
             platforms=[parse_platform(p) for p in params["platforms"]] if params["platforms"] else None,
             format=params["format"],
+            compression=params["compression"],
+            compression_level=params["compression_level"],
             preserve_digests=params["preserve_digests"],
             force=params["force"],
             parallel=params["parallel"],

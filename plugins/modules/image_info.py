@@ -533,7 +533,14 @@ image:
         annotations:
           description: Annotations of the layer descriptor.
           type: dict
-      sample: [{"digest": "sha256:4f5e...", "size": 3370628, "media_type": "application/vnd.oci.image.layer.v1.tar+gzip", "annotations": null}]
+        compression:
+          description:
+            - How the layer is compressed, from its media type and annotations - V(gzip), V(zstd), V(zstd:chunked)
+              (zstd with the table of contents podman uses for partial pulls), V(none) (a plain tar).
+            - V(null) for blobs that are not image layers (artifacts).
+          type: str
+      sample: [{"digest": "sha256:4f5e...", "size": 3370628, "media_type": "application/vnd.oci.image.layer.v1.tar+gzip", "annotations": null,
+                "compression": "gzip"}]
     size:
       description: Bytes of the configuration and all layers (compressed, as stored).
       type: int

@@ -32,6 +32,8 @@ def main() -> int:
     parser.add_argument("--include", action="append", help="repository mode: tags.include")
     parser.add_argument("--parallel", type=int, default=6)
     parser.add_argument("--parallel-images", type=int, default=4)
+    parser.add_argument("--compression", choices=["gzip", "zstd", "zstd:chunked"])
+    parser.add_argument("--compression-level", type=int)
     args = parser.parse_args()
     if args.images:
         with open(args.images) as handle:
@@ -42,7 +44,12 @@ def main() -> int:
     side = ConnectionOptions(validate_certs=False, runner=subprocess_runner)
     try:
         batch = resolve_batch(selection, side)
-        summary = run_batch(batch, side, CopyOptions(parallel=args.parallel), BatchOptions(parallel_images=args.parallel_images))
+        summary = run_batch(
+            batch,
+            side,
+            CopyOptions(parallel=args.parallel, compression=args.compression, compression_level=args.compression_level),
+            BatchOptions(parallel_images=args.parallel_images),
+        )
     finally:
         close_clients()
     results = summary["results"]

@@ -48,7 +48,8 @@ ALLOWED_FILES = (
     "changelogs/fragments/.keep",
     "changelogs/fragments/*.yml",
 )
-RUNTIME_LIBRARIES = ("requests", "jsonschema")
+# The optional ones too: an execution environment should handle every image (PyNaCl: sigstore keys; zstandard: zstd layers).
+RUNTIME_LIBRARIES = ("requests", "jsonschema", "pynacl", "zstandard")
 
 
 def _tool(name: str) -> str:

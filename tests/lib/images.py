@@ -300,3 +300,79 @@ def layer_bytes(layout_dir: str, digest: str) -> bytes:
     """The stored bytes of a blob (for tests that want to look inside)."""
     with open(_os.path.join(layout_dir, "blobs", "sha256", digest.partition(":")[2]), "rb") as f:
         return f.read()
+
+
+def tar_of(files: dict, extra=None, mode: int = 0o644, record_padding: bool = False) -> bytes:
+    """A PAX tar (in memory, for small test layers) of ``{name: bytes}``; ``extra(tar)`` may add other entries.
+
+    It ends with the two zero blocks of the end-of-archive marker, as Go's archive/tar (docker, buildah) writes it;
+    ``record_padding`` keeps the zeros Python adds up to a 10 KiB record (which skopeo 1.9's zstd:chunked drops).
+    """
+    import io
+
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = mode
+            tar.addfile(info, io.BytesIO(data))
+        if extra is not None:
+            extra(tar)
+        end = tar.offset + 2 * tarfile.BLOCKSIZE
+    return out.getvalue() if record_padding else out.getvalue()[:end]
+
+
+def host_program_tar(program: str = "/usr/bin/echo") -> bytes:
+    """A tar holding ``program`` and the shared libraries it loads, taken from this host (a layer that runs)."""
+    import subprocess
+
+    libraries = []
+    for line in subprocess.run(["ldd", program], capture_output=True, text=True, check=True).stdout.splitlines():
+        parts = line.split()
+        path = parts[2] if "=>" in parts and len(parts) > 2 else parts[0]
+        if path.startswith("/"):
+            libraries.append(path)
+    files = {}
+    for path in [program, *libraries]:
+        with open(_os.path.realpath(path), "rb") as f:
+            files[path.lstrip("/")] = f.read()
+    return tar_of(files, mode=0o755)
+
+
+def build_image_of_tars(
+    layout_dir: str, ref: str | None, tars: list, config: dict | None = None, architecture: str = "amd64", variant: str | None = None
+) -> dict:
+    """An OCI image whose layers are ``tars`` (bytes, gzip'd here), with ``config`` merged into its config's ``config``."""
+    layers = []
+    for data in tars:
+        packed = gzip.compress(data, compresslevel=1, mtime=0)
+        digest, size = write_blob(layout_dir, packed)
+        layers.append({"digest": digest, "size": size, "diff_id": "sha256:" + hashlib.sha256(data).hexdigest()})
+    image_config = {
+        "architecture": architecture,
+        "os": "linux",
+        "created": DEFAULT_CREATED,
+        "config": dict(config or {}),
+        "rootfs": {"type": "layers", "diff_ids": [layer["diff_id"] for layer in layers]},
+    }
+    if variant:
+        image_config["variant"] = variant
+    config_digest, config_size = write_blob(layout_dir, canonical_json(image_config))
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": config_size},
+        "layers": [{"mediaType": OCI_LAYER_GZIP, "digest": layer["digest"], "size": layer["size"]} for layer in layers],
+    }
+    raw = canonical_json(manifest)
+    digest, size = write_blob(layout_dir, raw)
+    add_to_index(layout_dir, {"mediaType": OCI_MANIFEST, "digest": digest, "size": size}, ref)
+    return {
+        "layout": layout_dir,
+        "reference": "oci:%s:%s" % (layout_dir, ref) if ref else "oci:%s" % layout_dir,
+        "manifest_digest": digest,
+        "config_digest": config_digest,
+        "diff_ids": [layer["diff_id"] for layer in layers],
+        "layer_digests": [layer["digest"] for layer in layers],
+    }

@@ -25,7 +25,7 @@ from ansible_collections.oci.images.plugins.module_utils._transports._table impo
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+OCI_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
 
 
 def digest_of(data: bytes) -> str:
@@ -97,8 +97,8 @@ def random_image(store: MemoryStore, place: str, name: str, layer_sizes=(1024, 2
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
             "config": {"mediaType": OCI_CONFIG, "digest": digest_of(config), "size": len(config)},
-            # The bytes are plain tars; the engine does not look inside, so the gzip type is only a label here.
-            "layers": [{"mediaType": OCI_LAYER_GZIP, "digest": digest_of(layer), "size": len(layer)} for layer in layers],
+            # The bytes are plain tars, and the engine checks that a layer's first bytes are what its type declares.
+            "layers": [{"mediaType": OCI_LAYER_TAR, "digest": digest_of(layer), "size": len(layer)} for layer in layers],
         },
         sort_keys=True,
     ).encode()

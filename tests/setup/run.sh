@@ -143,6 +143,9 @@ stage_bench() {
     fi
     # shellcheck disable=SC2086  # BENCH_ARGS is a list of words by design
     "$VENV/bin/python" tests/bench/run.py ${BENCH_ARGS:-}
+    # Compression conversion, one 256 MiB layer (COMPRESSION_BENCH_ARGS, e.g. "--size-mib 32 --runs 1" for a quick look).
+    # shellcheck disable=SC2086
+    "$VENV/bin/python" tests/bench/compression_bench.py ${COMPRESSION_BENCH_ARGS:-}
 }
 
 stage_demo() { bash demo/run.sh; }

@@ -135,7 +135,7 @@ class ImageDestination:
         if self.identity == "config":
             return self.current_digest()
         try:
-            with transport_named(self.reference.transport).open_source(self.reference, self.options) as source:
+            with self.open_current() as source:
                 raw, media_type = source.get_manifest()
                 doc, media_type = parse_manifest(raw, media_type, str(self.reference))
         except (NotFound, LocalFormatError):
@@ -143,6 +143,10 @@ class ImageDestination:
         if is_index(media_type):
             return None
         return (doc.get("config") or {}).get("digest")
+
+    def open_current(self) -> ImageSource:
+        """A source reading what the reference names now (NotFound when nothing), to compare with what a copy writes."""
+        return transport_named(self.reference.transport).open_source(self.reference, self.options)
 
     def has_blob(self, digest: str, size: int | None = None) -> bool:
         raise NotImplementedError

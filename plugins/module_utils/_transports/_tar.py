@@ -29,15 +29,10 @@ import threading
 import zlib
 from typing import BinaryIO, Callable
 
+from .._compression import ZstdDecompressReader, detect_compression
 from .._errors import DigestMismatch, LocalFormatError, LocalIOError, NotFound, OCIError, Unsupported
 from ._local import Staging, existing_parent, naming_path, read_whole, remove_path, sync_directory, temp_name, write_new_file
 
-_MAGIC = (
-    (b"\x1f\x8b", "gzip"),
-    (b"BZh", "bzip2"),
-    (b"\xfd7zXZ\x00", "xz"),
-    (b"\x28\xb5\x2f\xfd", "zstd"),
-)
 _DECOMPRESSORS = {"gzip": gzip.GzipFile, "bzip2": bz2.BZ2File, "xz": lzma.LZMAFile}
 #: What decompressors raise for content that is not what it claims (besides OSError without an errno).
 DECOMPRESSION_ERRORS = (EOFError, lzma.LZMAError, zlib.error)
@@ -45,22 +40,18 @@ _MAX_LINK_HOPS = 16
 COPY_CHUNK = 1024 * 1024
 
 
-def detect_compression(head: bytes) -> str | None:
-    """``gzip``/``bzip2``/``xz``/``zstd`` from a stream's first bytes, or None for uncompressed."""
-    for magic, name in _MAGIC:
-        if head.startswith(magic):
-            return name
-    return None
-
-
 def decompressing_stream(stream: BinaryIO, compression: str | None, context: str) -> BinaryIO:
     """``stream`` itself when uncompressed, else a reader that decompresses it."""
     if compression is None:
         return stream
+    if compression == "zstd":
+        return ZstdDecompressReader(stream, context)  # type: ignore[return-value]
     if compression not in _DECOMPRESSORS:
         stream.close()
         raise Unsupported("%s: %s-compressed content cannot be read here; decompress it first" % (context, compression), context)
-    return _DECOMPRESSORS[compression](fileobj=stream, mode="rb")
+    if compression == "gzip":
+        return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
+    return _DECOMPRESSORS[compression](stream, mode="rb")  # BZ2File and LZMAFile take the file object first
 
 
 class ClosingDecompressor:
@@ -182,7 +173,7 @@ class ArchiveFiles:
         return table
 
     def _decompressed_copy(self, compression: str) -> str:
-        if compression not in _DECOMPRESSORS:
+        if compression not in _DECOMPRESSORS and compression != "zstd":
             raise LocalFormatError("%s: %s is %s-compressed; decompress it first" % (self.context, self.root, compression), self.context)
         doing = "decompressing %s to a temporary file" % self.root
         try:
@@ -191,7 +182,8 @@ class ArchiveFiles:
             raise LocalIOError.from_os_error(e, self.context, doing, tempfile.gettempdir()) from None
         self._temp = temp
         try:
-            with os.fdopen(fd, "wb") as out, _DECOMPRESSORS[compression](self.root, "rb") as src:
+            with os.fdopen(fd, "wb") as out, open(self.root, "rb") as raw:
+                src = decompressing_stream(raw, compression, self.context)
                 shutil.copyfileobj(src, out, COPY_CHUNK)
         except OSError as e:
             self.close()
@@ -201,6 +193,9 @@ class ArchiveFiles:
         except DECOMPRESSION_ERRORS as e:
             self.close()
             raise LocalFormatError("%s: cannot decompress %s: %s" % (self.context, self.root, e), self.context) from None
+        except OCIError:  # zstd: damaged or not installed; the message says which
+            self.close()
+            raise
         return temp
 
     def _check_safe(self, member: tarfile.TarInfo) -> None:

@@ -157,12 +157,19 @@ def test_docker_archive_with_gzip_layers_reports_uncompressed_sizes_like_skopeo(
         assert [layer["digest"] for layer in doc["layers"]] == oci_image["diff_ids"]
 
 
-def test_docker_archive_of_a_whole_gzip_file_is_read(oci_image, tmp_path, skopeo):
+@pytest.mark.parametrize("packing", ["gzip", "bz2", "xz", "zstd"])
+def test_docker_archive_of_a_whole_compressed_file_is_read(oci_image, tmp_path, skopeo, packing):
     # skopeo 1.9 itself fails on a gzip'd archive ("unexpected EOF"), so the plain archive is the oracle.
+    import bz2
+    import lzma
+
+    import zstandard
+
     plain = tmp_path / "plain.tar"
     skopeo.copy(oci_image["reference"], "docker-archive:%s" % plain)
-    packed = tmp_path / "packed.tar.gz"
-    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    packed = tmp_path / ("packed.tar." + packing)
+    compress = {"gzip": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress, "zstd": zstandard.ZstdCompressor().compress}[packing]
+    packed.write_bytes(compress(plain.read_bytes()))
     with open_ref("docker-archive:%s" % packed) as source:
         raw, _unused = source.get_manifest()
         assert raw == skopeo.inspect_raw("docker-archive:%s" % plain)
