@@ -18,7 +18,7 @@ from collection_tree import ensure_collection_tree
 pytestmark = pytest.mark.timeout(300)
 
 # An artifact over this size has picked up something that is not the collection (venvs, test data, caches).
-MAX_ARTIFACT_BYTES = 300 * 1024
+MAX_ARTIFACT_BYTES = 400 * 1024  # about 310 KiB with zstd, signatures, the registry footprint and index assembly
 # Everything the artifact may hold, as path patterns (`*` stays within one path component, `**/` is any
 # number of directories). Anything else fails the test: development files (the demo, CI, linters' and
 # pytest's settings, tests) are left out with build_ignore in galaxy.yml.
