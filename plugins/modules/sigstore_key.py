@@ -22,6 +22,7 @@ extends_documentation_fragment:
   - oci.images._auth
   - oci.images._tls
   - oci.images._retry
+  - oci.images._upstreams
   - oci.images._attributes
   - oci.images._attributes.ACTIONGROUP
 attributes:
