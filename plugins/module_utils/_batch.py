@@ -27,7 +27,7 @@ from ._trust import Trust
 
 @dataclass
 class Selection:
-    """What a task names; exactly one of ``src``, ``images`` or ``sync`` is set."""
+    """What a task names; exactly one of ``src``, ``images``, ``sync`` or ``catalog`` is set."""
 
     src: str | None = None
     dest: str | None = None
@@ -37,6 +37,9 @@ class Selection:
     scoped: bool = False
     append_suffix: str | None = None
     slice: tuple[int, int] | None = None  # (index, count)
+    #: A registry or a namespace of it (``host[:port][/namespace]``): every repository it holds, selected by ``repositories``.
+    catalog: str | None = None
+    repositories: dict | None = None
 
 
 @dataclass
@@ -60,8 +63,11 @@ class Batch:
     single: bool = False
 
 
-def resolve_batch(selection: Selection, src_options: ConnectionOptions, keep_going: bool = False) -> Batch:
-    """The copy pairs a selection names. A tag list that fails is that repository's failure with ``keep_going``."""
+def resolve_batch(selection: Selection, src_options: ConnectionOptions, keep_going: bool = False, parallel: int = 4) -> Batch:
+    """The copy pairs a selection names. A tag list that fails is that repository's failure with ``keep_going``.
+
+    ``parallel`` repositories of a catalog have their tags listed at the same time.
+    """
     batch = Batch()
 
     def list_tags(reference: ImageReference, options: ConnectionOptions) -> list[str]:
@@ -71,6 +77,21 @@ def resolve_batch(selection: Selection, src_options: ConnectionOptions, keep_goi
     if selection.sync is not None:
         failed = batch.failures.append if keep_going else None
         batch.pairs = sync_pairs(selection.sync, selection.dest or "", src_options, list_tags, selection.scoped, selection.append_suffix, on_error=failed)
+    elif selection.catalog is not None:
+        from ._catalog import catalog_pairs, parse_catalog_scope
+
+        batch.pairs = catalog_pairs(
+            parse_catalog_scope(selection.catalog),
+            selection.dest or "",
+            src_options,
+            list_tags,
+            TagSelection.from_option(selection.tags),
+            selection.repositories,
+            selection.scoped,
+            parallel,
+            on_error=batch.failures.append if keep_going else None,
+            created_of=lambda reference: _created_of(reference, src_options),
+        )
     elif selection.images is not None:
         batch.pairs = [CopyPair(parse_reference(i["src"]), parse_reference(i["dest"]), src_options) for i in selection.images]
     else:

@@ -1,6 +1,6 @@
 # Copyright (c) oci.images contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Which repositories of a registry a task means: a registry or a namespace of it, a selection by regular expressions.
+"""Which repositories of a registry a task means, and the copies a registry-wide mirror makes of them.
 
 The repositories come from the registry's catalog (``_registry/_catalog.py``) or, for a registry
 without one, from a list the task gives; a namespace keeps those below it, ``include``/``exclude``
@@ -9,14 +9,18 @@ match whole repository names as tag selection matches whole tags.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from ._errors import InvalidReference
-from ._reference import DOMAIN_RE, PATH_RE
+from ._errors import InvalidReference, OCIError
+from ._mirror import CopyPair, TagSelection, select_repository_tags
+from ._options import ConnectionOptions
+from ._reference import DOMAIN_RE, PATH_RE, ImageReference, parse_docker_name, parse_reference
 from ._registry._catalog import list_repositories
 from ._registry._client import RegistryClient
+from ._registry._clients import registry_client
 from ._select import select_tags
-from ._transports._table import registry_transport
+from ._transports._table import find_transport, registry_transport
 
 
 @dataclass(frozen=True)
@@ -69,3 +73,85 @@ def catalog_repositories(
         if wrong:
             raise InvalidReference("repositories.names: not repository paths (such as team/app): %s" % ", ".join(repr(n) for n in wrong), scope.reference())
     return select_repositories(listed, scope, include, exclude)
+
+
+def catalog_pairs(
+    scope: CatalogScope,
+    dest: str,
+    src_options: ConnectionOptions,
+    list_tags,
+    tags: TagSelection,
+    repositories: dict | None = None,
+    scoped: bool = False,
+    parallel: int = 4,
+    on_error=None,
+    created_of=None,
+) -> list[CopyPair]:
+    """Every image of the repositories a registry (or namespace) holds, each with its place under ``dest``.
+
+    A repository keeps its whole path under ``dest`` (``src.example.com/team/app:1`` lands at
+    ``DEST/team/app:1``; with ``scoped``, at ``DEST/src.example.com/team/app:1``), so repositories
+    of different namespaces never collide and a registry mirrored to a bare host keeps its names.
+    Tags are listed for several repositories at once (``parallel``). ``list_tags(reference, options)``
+    lists one repository's tags; with ``on_error``, a repository whose tags cannot be listed is reported
+    to it as a failed entry and the others go on; without, the error is raised.
+    ``created_of(reference)`` gives ``created(tag)`` for ``tags.latest`` on tags that are not versions.
+    """
+    target = _catalog_dest(dest)
+    selection = repositories or {}
+    unknown = set(selection) - {"include", "exclude", "names"}
+    if unknown:
+        raise OCIError("repositories: unknown key(s) %s; use include, exclude, names" % ", ".join(sorted(unknown)), scope.reference())
+    client = registry_client(scope.registry, src_options)
+    names = catalog_repositories(client, scope, selection.get("include"), selection.get("exclude"), selection.get("names"))
+
+    def dest_repository(repository: str) -> str:
+        return "/".join(part for part in (target.registry, target.namespace, scope.registry if scoped else None, repository) if part)
+
+    def place(repository: str, tag: str) -> ImageReference:
+        text = "%s:%s" % (dest_repository(repository), tag)
+        registry, repo, parsed_tag, _digest = parse_docker_name(text, text)
+        return ImageReference(registry_transport().name, registry=registry, repository=repo, tag=parsed_tag, text=text)
+
+    def pairs_of(repository: str) -> list[CopyPair]:
+        source = parse_reference(scope.reference(repository))
+        try:
+            listed = list_tags(source, src_options)
+            chosen = select_repository_tags(listed, tags, created_of(source) if (created_of and tags.latest) else None)
+        except OCIError as exc:
+            if on_error is None:
+                raise
+            on_error(
+                {
+                    "src": scope.reference(repository),
+                    "dest": "%s://%s" % (registry_transport().name, dest_repository(repository)),
+                    "changed": False,
+                    "failed": True,
+                    "msg": exc.msg,
+                }
+            )
+            return []
+        return [CopyPair(source.with_tag(tag), place(repository, tag), src_options) for tag in chosen]
+
+    if not names:
+        return []
+    with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(names)))) as pool:
+        found = list(pool.map(pairs_of, names))
+    return [pair for pairs in found for pair in pairs]
+
+
+def _catalog_dest(dest: str) -> CatalogScope:
+    """Where a registry-wide mirror lands: a registry host and optionally a namespace under it."""
+    prefix, colon, _rest = dest.partition(":")
+    transport = find_transport(prefix) if colon else None
+    if transport is not None and not transport.is_registry:
+        raise OCIError(
+            "catalog mirrors a registry into a registry: dest %s is local; give a registry or a namespace of one, such as registry.example.com/mirror" % dest,
+            dest,
+        )
+    try:
+        return parse_catalog_scope(dest)
+    except InvalidReference:
+        raise OCIError(
+            "with catalog, dest must name a registry or a namespace of one, such as registry.example.com/mirror or 127.0.0.1:5000, not %r" % dest, dest
+        ) from None

@@ -42,13 +42,13 @@ options:
         C(docker-daemon:) (a Docker engine, see O(src_daemon_host)) and C(containers-storage:) (podman's store, through the C(podman) command).
       - A registry reference without a tag or digest names a whole repository (repository mode) -
         the tags chosen by O(tags) are copied to the O(dest) repository under the same names.
-      - Required unless O(images), O(sync) or O(sync_file) is given.
+      - Required unless O(images), O(sync), O(sync_file) or O(catalog) is given.
     type: str
   dest:
     description:
       - Where to copy it, in the same syntax. Supported destinations are C(docker://), C(dir:), C(oci:), C(oci-archive:), C(docker-archive:),
         C(docker-daemon:name:tag) and C(containers-storage:name:tag).
-      - In repository mode, a registry repository without a tag. With O(sync) or O(sync_file), a registry prefix
+      - In repository mode, a registry repository without a tag. With O(sync), O(sync_file) or O(catalog), a registry prefix
         such as V(registry.example.com/mirror).
       - Required unless O(images) is given.
     type: str
@@ -67,10 +67,44 @@ options:
         description: Destination reference.
         type: str
         required: true
+  catalog:
+    description:
+      - A whole registry, or a namespace of it (V(registry.example.com), V(registry.example.com/team), V(127.0.0.1:5000)), to mirror
+        into the registry prefix O(dest) in one task - every repository its catalog (C(GET /v2/_catalog)) lists, chosen by O(repositories),
+        and in each the tags chosen by O(tags) (every tag without it).
+      - A repository keeps its whole path under O(dest) - V(registry.example.com/team/app:1.2) lands at O(dest)C(/team/app:1.2), or at
+        O(dest)C(/registry.example.com/team/app:1.2) with O(scoped) - so a registry mirrored to a bare host (O(dest=mirror.example.com))
+        keeps its repository names, and repositories of different namespaces never collide.
+      - Tags of O(parallel_images) repositories are listed at the same time, and images copied O(parallel_images) at a time, sharing
+        one blob ledger, as with O(sync). O(slice) splits the images over several hosts.
+      - Registries that list their repositories only to an administrator, or not at all, fail saying so; give the list in
+        O(repositories.names) instead.
+      - Mutually exclusive with O(src), O(images), O(sync) and O(sync_file).
+    type: str
+  repositories:
+    description:
+      - With O(catalog), which repositories to mirror. Without it, every repository of the registry (or namespace).
+    type: dict
+    suboptions:
+      include:
+        description: Regular expressions; a repository is a candidate when one of them matches its whole name (V(team/app)). All when not given.
+        type: list
+        elements: str
+      exclude:
+        description: Regular expressions; a repository matching one of them as a whole is left out, even when an O(repositories.include) matches.
+        type: list
+        elements: str
+      names:
+        description:
+          - The repositories to start from instead of the catalog, for registries that do not list theirs (names without the host).
+            O(repositories.include), O(repositories.exclude) and a namespace in O(catalog) still apply.
+        type: list
+        elements: str
   tags:
     description:
       - With O(src) naming a registry repository (no tag, no digest), which of its tags to copy; each lands under the same tag
         in the O(dest) repository. Without O(tags), every tag is copied.
+      - With O(catalog), which tags of each repository to copy.
       - Note that O(src) without a tag means the whole repository here, not C(:latest) as in C(skopeo copy).
     type: dict
     suboptions:
@@ -110,6 +144,7 @@ options:
   scoped:
     description:
       - With O(sync) or O(sync_file), keep the full source path (registry included) under O(dest), like C(skopeo sync --scoped).
+      - With O(catalog), put the source registry's host between O(dest) and the repository path.
     type: bool
     default: false
   append_suffix:
@@ -182,13 +217,14 @@ options:
     default: 6
   parallel_images:
     description:
-      - How many images are copied at the same time, with O(images), in repository mode (one image per tag) and with O(sync) or O(sync_file).
+      - How many images are copied at the same time, with O(images), in repository mode (one image per tag), with O(sync) or O(sync_file)
+        and with O(catalog) (where it is also how many repositories have their tags listed at the same time).
     type: int
     default: 4
   keep_going:
     description:
-      - With O(images), in repository mode and with O(sync) or O(sync_file), when a copy fails, go on with the others and fail at the end
-        listing every failure.
+      - With O(images), in repository mode, with O(sync) or O(sync_file) and with O(catalog), when a copy (or a repository's tag list)
+        fails, go on with the others and fail at the end listing every failure.
       - When V(false), the first failure stops the task (copies already running finish, no new one starts).
     type: bool
     default: false
@@ -343,6 +379,17 @@ EXAMPLES = r"""
   oci.images.image_copy:
     sync_file: /etc/mirror/sync.yaml
     dest: registry.example.com/mirror
+    keep_going: true
+
+- name: Mirror a whole namespace of an internal registry, release tags only, keeping repository names
+  oci.images.image_copy:
+    catalog: registry.internal.example.com/team
+    repositories:
+      exclude: ["team/scratch-.*"]
+    tags:
+      include: ["v?[0-9]+[.][0-9]+[.][0-9]+"]
+    dest: registry.example.com/mirror
+    parallel_images: 8
     keep_going: true
 
 - name: Mirror a repository with its signatures, SBOMs and other referrers
@@ -571,6 +618,11 @@ def main() -> None:
             tags=dict(type="dict"),
             sync=dict(type="dict"),
             sync_file=dict(type="path"),
+            catalog=dict(type="str"),
+            repositories=dict(
+                type="dict",
+                options=dict(include=dict(type="list", elements="str"), exclude=dict(type="list", elements="str"), names=dict(type="list", elements="str")),
+            ),
             scoped=dict(type="bool", default=False),
             append_suffix=dict(type="str"),
             multi_arch=dict(type="str", choices=["all", "system", "index_only"]),
@@ -603,8 +655,13 @@ def main() -> None:
             ["sync_file", "src"],
             ["images", "sync"],
             ["images", "sync_file"],
+            ["catalog", "src"],
+            ["catalog", "images"],
+            ["catalog", "sync"],
+            ["catalog", "sync_file"],
         ],
-        required_one_of=[["src", "images", "sync", "sync_file"]],
+        required_one_of=[["src", "images", "sync", "sync_file", "catalog"]],
+        required_by={"repositories": "catalog"},
     )
 
     # Imported after the dependency check so a missing library gives a clear message.
@@ -618,8 +675,8 @@ def main() -> None:
     params = module.params
     if params["parallel"] < 1 or params["parallel_images"] < 1:
         module.fail_json(msg="parallel and parallel_images must be at least 1")
-    if (params["src"] or params["sync"] or params["sync_file"]) and not params["dest"]:
-        module.fail_json(msg="dest is required with src, sync or sync_file")
+    if (params["src"] or params["sync"] or params["sync_file"] or params["catalog"]) and not params["dest"]:
+        module.fail_json(msg="dest is required with src, sync, sync_file or catalog")
     if params["referrers"] and (params["format"] or params["platforms"] or params["multi_arch"] == "system" or params["compression"]):
         module.fail_json(msg="referrers name their subject by digest: they cannot stay attached with format, compression, platforms or multi_arch: system")
     if params["signature_policy"] is not None and not isinstance(params["signature_policy"], (str, dict)):
@@ -659,8 +716,10 @@ def main() -> None:
             scoped=params["scoped"],
             append_suffix=params["append_suffix"],
             slice=(params["slice"]["index"], params["slice"]["count"]) if params["slice"] else None,
+            catalog=params["catalog"],
+            repositories=params["repositories"],
         )
-        batch = resolve_batch(selection, src_options, keep_going=params["keep_going"])
+        batch = resolve_batch(selection, src_options, keep_going=params["keep_going"], parallel=params["parallel_images"])
         summary = run_batch(
             batch,
             dest_options,
@@ -672,7 +731,7 @@ def main() -> None:
     except OCIError as exc:
         module.fail_json(msg=exc.msg)
     except OSError as exc:  # a file the transport did not expect to fail: still a message, not a traceback
-        module.fail_json(msg="%s: %s" % (params["src"] or params["sync_file"] or "images", describe_os_error(exc)))
+        module.fail_json(msg="%s: %s" % (params["src"] or params["sync_file"] or params["catalog"] or "images", describe_os_error(exc)))
     finally:
         if trust is not None:
             trust.close()
