@@ -17,11 +17,11 @@ from dataclasses import dataclass, field, replace
 
 from ._copy import BlobLedger, CopyOptions, copy_image
 from ._errors import OCIError, describe_os_error
-from ._mirror import CopyPair, TagSelection, is_repository, repository_pairs, select_repository_tags, slice_pairs, sync_pairs
+from ._mirror import CopyPair, TagSelection, is_repository, local_pairs, repository_pairs, select_repository_tags, slice_pairs, sync_pairs
 from ._options import ConnectionOptions
 from ._reference import ImageReference, parse_reference
 from ._referrers import COSIGN_SUFFIXES, copy_referrers
-from ._transports._table import open_source
+from ._transports._table import images_in, open_source
 from ._trust import Trust
 
 
@@ -79,12 +79,17 @@ def resolve_batch(selection: Selection, src_options: ConnectionOptions, keep_goi
             tag_selection = TagSelection.from_option(selection.tags)
             created = _created_of(src, src_options) if tag_selection.latest else None
             tags = select_repository_tags(list_tags(src, src_options), tag_selection, created)
-            batch.pairs = repository_pairs(src, dest, tags, src_options)
+            batch.pairs = repository_pairs(src, dest, tags, src_options, selection.scoped, selection.append_suffix)
         else:
+            held = None if src.is_registry else images_in(src, src_options)
             if selection.tags:
-                raise OCIError("tags selects tags of a repository: give src without a tag (%s names one image)" % src, str(src))
-            batch.pairs = [CopyPair(src, dest, src_options)]
-            batch.single = True
+                why = "%s holds many images (a tree or bundle)" % src if held is not None else "%s names one image" % src
+                raise OCIError("tags selects tags of a registry repository: give src without a tag (%s)" % why, str(src))
+            if held is not None:
+                batch.pairs = local_pairs(held, src, dest, src_options, selection.scoped, selection.append_suffix)
+            else:
+                batch.pairs = [CopyPair(src, dest, src_options)]
+                batch.single = True
     if selection.slice is not None:
         batch.pairs = slice_pairs(batch.pairs, *selection.slice)
     return batch

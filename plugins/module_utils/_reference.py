@@ -68,6 +68,9 @@ class ImageReference:
     source_index: int | None = None  # docker-archive "@N"
     store: str | None = None  # containers-storage "[driver@root+runroot:options]"
     image_id: str | None = None  # docker-daemon / containers-storage image ID
+    # One image of a local place of many images (a dir: tree, a bundle; see docs/air-gap.md), written by repository
+    # mode or sync: a tree creates its directories, a bundle keeps manifests byte for byte.
+    member: bool = False
     text: str = ""
     # A registry name written without registry and without transport (``fedora``, ``team/app``), as written
     # (no tag, no digest): registries.conf may resolve it through aliases and search registries.

@@ -42,6 +42,11 @@ options:
         C(docker-daemon:) (a Docker engine, see O(src_daemon_host)) and C(containers-storage:) (podman's store, through the C(podman) command).
       - A registry reference without a tag or digest names a whole repository (repository mode) -
         the tags chosen by O(tags) are copied to the O(dest) repository under the same names.
+      - A local place that holds many images is copied image by image, as C(skopeo sync --src dir) does - a C(dir:PATH) tree
+        (a directory with no C(manifest.json) of its own; every directory below it holding one is an image, as
+        C(skopeo sync --dest dir) writes them) and a bundle (C(oci:PATH) or C(oci-archive:PATH) without REF whose index names
+        several images). Each image lands under the O(dest) registry prefix at the last path component of its name
+        (its whole name with O(scoped)), or in the O(dest) tree or bundle. See the collection's docs/air-gap.md.
       - Required unless O(images), O(sync) or O(sync_file) is given.
     type: str
   dest:
@@ -50,6 +55,11 @@ options:
         C(docker-daemon:name:tag) and C(containers-storage:name:tag).
       - In repository mode, a registry repository without a tag. With O(sync) or O(sync_file), a registry prefix
         such as V(registry.example.com/mirror).
+      - In repository mode, with O(sync) or O(sync_file), and from a local tree or bundle, also a local place for many images -
+        C(dir:PATH) writes one directory per image, C(PATH/<last path component>:tag) (C(PATH/<registry>/<path>:tag) with O(scoped)),
+        exactly the tree C(skopeo sync --dest dir) writes; C(oci:PATH) writes a bundle, one OCI layout holding every image
+        with each blob stored once, each image named by its full reference (C(registry/path:tag)) in
+        C(org.opencontainers.image.ref.name), its manifests kept byte for byte so digests survive.
       - Required unless O(images) is given.
     type: str
   images:
@@ -109,12 +119,14 @@ options:
     type: path
   scoped:
     description:
-      - With O(sync) or O(sync_file), keep the full source path (registry included) under O(dest), like C(skopeo sync --scoped).
+      - With O(sync) or O(sync_file), in repository mode into a C(dir:) tree, and from a local tree or bundle, keep the full
+        source path (registry included) under O(dest), like C(skopeo sync --scoped). Images in a bundle are always named in full.
     type: bool
     default: false
   append_suffix:
     description:
-      - With O(sync) or O(sync_file), append this string to every destination tag.
+      - With O(sync) or O(sync_file), in repository mode into a C(dir:) tree or bundle, and from a local tree or bundle,
+        append this string to every destination tag.
     type: str
   multi_arch:
     description:
@@ -344,6 +356,16 @@ EXAMPLES = r"""
     sync_file: /etc/mirror/sync.yaml
     dest: registry.example.com/mirror
     keep_going: true
+
+- name: Save every tag of a repository as the dir tree skopeo sync --dest dir writes (app:1.0, app:1.1, ...)
+  oci.images.image_copy:
+    src: docker://registry.example.com/team/app
+    dest: dir:/media/carry/mirror
+
+- name: On the other side of the gap, push that tree into a registry (registry.internal/mirror/app:1.0, ...)
+  oci.images.image_copy:
+    src: dir:/media/carry/mirror
+    dest: docker://registry.internal/mirror
 
 - name: Mirror a repository with its signatures, SBOMs and other referrers
   oci.images.image_copy:

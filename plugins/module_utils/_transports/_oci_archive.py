@@ -22,7 +22,7 @@ from .._reference import ImageReference, validate_digest
 from ._base import ImageDestination
 from ._local import local_io
 from ._oci_index import INDEX_FILE, LAYOUT_BYTES, LAYOUT_FILE, blob_path, index_entry, index_json_bytes
-from ._oci_layout import OCILayoutSource, format_layout_reference, named_entry_digest, parse_layout_reference
+from ._oci_layout import OCILayoutSource, bundle_images, format_layout_reference, named_entry_digest, parse_layout_reference
 from ._table import Transport, register
 from ._tar import ArchiveFile, ArchiveFiles, TarBuilder, archive_has, drain, new_member
 
@@ -137,6 +137,9 @@ class OCIArchiveTransport(Transport):
 
     def format(self, reference: ImageReference) -> str:
         return format_layout_reference(reference)
+
+    def images_in(self, reference: ImageReference, options: ConnectionOptions) -> list[tuple[str, ImageReference]] | None:
+        return bundle_images(self.name, reference, OCIArchiveSource(reference, options))
 
     def open_source(self, reference: ImageReference, options: ConnectionOptions) -> OCIArchiveSource:
         return OCIArchiveSource(reference, options)

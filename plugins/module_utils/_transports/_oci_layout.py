@@ -26,6 +26,7 @@ import json
 import os
 import re
 import stat
+from dataclasses import replace
 
 from .. import _media
 from .._digest import VerifyingReader, verify_bytes
@@ -218,11 +219,13 @@ class OCILayoutDestination(LocalDestination):
     """Writes one image or index into ``oci:PATH[:REF]``, keeping every other entry of an existing layout."""
 
     can_hold_index = True
-    required_format = "oci"  # an OCI layout holds OCI manifests (skopeo converts Docker ones too)
 
     def __init__(self, reference: ImageReference, options: ConnectionOptions | None = None):
         super().__init__(reference, options)
         self._entry: dict | None = None
+        # An OCI layout holds OCI manifests (skopeo converts Docker ones too); a bundle keeps every manifest as it is,
+        # so digests survive the trip from registry to registry.
+        self.required_format = None if reference.member else "oci"
 
     def _exists(self) -> bool:
         if not os.path.lexists(self.path):
@@ -363,11 +366,34 @@ class LayoutDeleteTarget(DeleteTarget):
             return removed, remove_blobs(path, doomed)
 
 
+def bundle_images(transport: str, reference: ImageReference, source: OCILayoutSource) -> list[tuple[str, ImageReference]] | None:
+    """The named images of a layout read as a bundle (closing ``source``); None when it names one image."""
+    if reference.ref_name:
+        source.close()
+        return None
+    try:
+        index = source.index()
+    except NotFound:
+        return None
+    finally:
+        source.close()
+    if len(index.get("manifests") or []) < 2:
+        return None
+    return [(name, replace(reference, ref_name=name, member=True, text="")) for name in ref_names(index)]
+
+
 class OCILayoutTransport(Transport):
     name = "oci"
     syntax = "oci:PATH[:REF]"
     policy_scopes = "path"
     holds_names = True
+    holds_many = "bundle"
+
+    def image_in(self, reference: ImageReference, name: str) -> ImageReference:
+        return replace(reference, ref_name=name, member=True, text="")
+
+    def images_in(self, reference: ImageReference, options: ConnectionOptions) -> list[tuple[str, ImageReference]] | None:
+        return bundle_images(self.name, reference, OCILayoutSource(reference, options))
 
     def parse(self, rest: str, text: str) -> ImageReference:
         return parse_layout_reference(self.name, rest, text)

@@ -1,0 +1,102 @@
+"""Air-gapped mirrors: repository mode and sync specs to and from disk, against a real registry and skopeo sync as the oracle."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import pytest
+import yaml
+from ansible_run import run_module
+from images import build_image
+
+pytestmark = pytest.mark.timeout(600)
+
+TAGS = ("1.0", "1.1", "2.0")
+
+
+def digest_of(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def tree_files(root: str) -> dict[str, bytes]:
+    """Every file under ``root`` by its path relative to it, with its bytes."""
+    found = {}
+    for top, _dirs, files in os.walk(root):
+        for name in files:
+            path = os.path.join(top, name)
+            with open(path, "rb") as handle:
+                found[os.path.relpath(path, root)] = handle.read()
+    return found
+
+
+@pytest.fixture(scope="module")
+def upstream(tmp_path_factory, registry):
+    """Two repositories whose tags share one base layer."""
+    from skopeo import copy
+
+    layout = str(tmp_path_factory.mktemp("air-gap-src") / "layout")
+    for i, tag in enumerate(TAGS):
+        build_image(layout, ref="app-%s" % tag, seed=700 + i, layer_sizes=(4096, 1024), layer_keys=["base", "app-" + tag])
+        copy("oci:%s:app-%s" % (layout, tag), "docker://%s/upstream/team/app:%s" % (registry.host, tag))
+    build_image(layout, ref="tool", seed=710, layer_sizes=(4096, 512), layer_keys=["base", "tool"])
+    copy("oci:%s:tool" % layout, "docker://%s/upstream/tool:1" % registry.host)
+    return registry.host + "/upstream"
+
+
+@pytest.mark.parametrize("scoped", [False, True], ids=["plain", "scoped"])
+def test_repository_mode_to_a_dir_tree_writes_what_skopeo_sync_dest_dir_writes(upstream, skopeo, tmp_path, scoped):
+    theirs, ours = str(tmp_path / "theirs"), str(tmp_path / "ours")
+    skopeo.skopeo("sync", *(["--scoped"] if scoped else []), "--src", "docker", "--dest", "dir", "--src-tls-verify=false", upstream + "/team/app", theirs)
+    run = run_module("image_copy", {"src": "docker://%s/team/app" % upstream, "dest": "dir:" + ours, "scoped": scoped, "src_validate_certs": False})
+    assert not run.failed, run.output
+    assert run.result["copied"] == len(TAGS)
+    assert tree_files(ours) == tree_files(theirs)
+    again = run_module("image_copy", {"src": "docker://%s/team/app" % upstream, "dest": "dir:" + ours, "scoped": scoped, "src_validate_certs": False})
+    assert not again.failed, again.output
+    assert (again.changed, again.result["unchanged"]) == (False, len(TAGS))
+
+
+@pytest.mark.parametrize("scoped", [False, True], ids=["plain", "scoped"])
+def test_sync_spec_to_a_dir_tree_writes_what_skopeo_sync_yaml_dest_dir_writes(upstream, skopeo, tmp_path, scoped):
+    host, _unused, namespace = upstream.partition("/")
+    spec = {host: {"images": {namespace + "/team/app": ["1.0", "2.0"], namespace + "/tool": []}, "tls-verify": False}}
+    sync_file = tmp_path / "sync.yaml"
+    sync_file.write_text(yaml.safe_dump(spec))
+    theirs, ours = str(tmp_path / "theirs"), str(tmp_path / "ours")
+    skopeo.skopeo("sync", *(["--scoped"] if scoped else []), "--src", "yaml", "--dest", "dir", str(sync_file), theirs)
+    run = run_module("image_copy", {"sync_file": str(sync_file), "dest": "dir:" + ours, "scoped": scoped})
+    assert not run.failed, run.output
+    assert run.result["copied"] == 3
+    assert tree_files(ours) == tree_files(theirs)
+
+
+def test_skopeo_sync_src_dir_reads_the_tree_we_write(upstream, registry, skopeo, tmp_path):
+    ours = str(tmp_path / "ours")
+    run = run_module("image_copy", {"src": "docker://%s/team/app" % upstream, "dest": "dir:" + ours, "src_validate_certs": False})
+    assert not run.failed, run.output
+    skopeo.skopeo("sync", "--src", "dir", "--dest", "docker", "--dest-tls-verify=false", ours, registry.host + "/from-ours")
+    for tag in TAGS:
+        pushed = skopeo.inspect_raw("docker://%s/from-ours/app:%s" % (registry.host, tag))
+        assert digest_of(pushed) == digest_of(skopeo.inspect_raw("docker://%s/team/app:%s" % (upstream, tag)))
+
+
+@pytest.mark.parametrize("scoped", [False, True], ids=["plain", "scoped"])
+def test_a_tree_skopeo_wrote_goes_back_to_a_registry_as_skopeo_sync_src_dir_puts_it(upstream, registry, skopeo, tmp_path, scoped):
+    theirs = str(tmp_path / "theirs")
+    skopeo.skopeo("sync", *(["--scoped"] if scoped else []), "--src", "docker", "--dest", "dir", "--src-tls-verify=false", upstream + "/team/app", theirs)
+    prefix = "%s/back-%s" % (registry.host, "scoped" if scoped else "plain")
+    if scoped:
+        # skopeo refuses too: the scoped tree starts with the source's host:port, which is no repository path component.
+        run = run_module("image_copy", {"src": "dir:" + theirs, "dest": "docker://" + prefix, "scoped": True, "dest_validate_certs": False})
+        assert run.failed
+        assert "invalid repository name" in run.result["msg"] and upstream.partition("/")[0] in run.result["msg"], run.result["msg"]
+        run = run_module("image_copy", {"src": "dir:" + theirs, "dest": "docker://" + prefix, "dest_validate_certs": False})
+    else:
+        run = run_module("image_copy", {"src": "dir:" + theirs, "dest": "docker://" + prefix, "dest_validate_certs": False})
+    assert not run.failed, run.output
+    assert sorted(r["dest"] for r in run.result["results"]) == ["docker://%s/app:%s" % (prefix, tag) for tag in TAGS]
+    for tag in TAGS:
+        assert digest_of(skopeo.inspect_raw("docker://%s/app:%s" % (prefix, tag))) == digest_of(skopeo.inspect_raw("docker://%s/team/app:%s" % (upstream, tag)))
+    again = run_module("image_copy", {"src": "dir:" + theirs, "dest": "docker://" + prefix, "dest_validate_certs": False})
+    assert (again.failed, again.changed) == (False, False), again.output
