@@ -17,11 +17,11 @@ from dataclasses import dataclass, field, replace
 
 from ._copy import BlobLedger, CopyOptions, copy_image
 from ._errors import OCIError, describe_os_error
-from ._mirror import CopyPair, TagSelection, is_repository, local_pairs, repository_pairs, select_repository_tags, slice_pairs, sync_pairs
+from ._mirror import CopyPair, MirrorTarget, TagSelection, is_repository, local_pairs, repository_pairs, select_repository_tags, slice_pairs, sync_pairs
 from ._options import ConnectionOptions
 from ._reference import ImageReference, parse_reference
 from ._referrers import COSIGN_SUFFIXES, copy_referrers
-from ._transports._table import images_in, open_source
+from ._transports._table import finish_many, images_in, open_source
 from ._trust import Trust
 
 
@@ -58,6 +58,8 @@ class Batch:
     failures: list[dict] = field(default_factory=list)
     #: True when the task named one image (src/dest with a tag or digest): the result carries its digest.
     single: bool = False
+    #: The local place of many images the copies write to (a dir: tree, a bundle), finished after they all succeed.
+    place: ImageReference | None = None
 
 
 def resolve_batch(selection: Selection, src_options: ConnectionOptions, keep_going: bool = False) -> Batch:
@@ -92,6 +94,8 @@ def resolve_batch(selection: Selection, src_options: ConnectionOptions, keep_goi
                 batch.single = True
     if selection.slice is not None:
         batch.pairs = slice_pairs(batch.pairs, *selection.slice)
+    if not batch.single and selection.dest:
+        batch.place = MirrorTarget.parse(selection.dest, "%s copies many images" % (selection.src or "sync")).place
     return batch
 
 
@@ -173,6 +177,8 @@ def run_batch(
             results = list(pool.map(one, batch.pairs))
     done = list(batch.failures) + [r for r in results if r is not None]
     failures = [r for r in done if r.get("failed")]
+    if batch.place is not None and not failures and not check_mode and len(results) == len(batch.pairs):
+        finish_many(batch.place, dest_options)
     ok = [r for r in done if not r.get("failed")]
     summary = {
         "changed": any(r.get("changed") for r in done),

@@ -100,3 +100,69 @@ def test_a_tree_skopeo_wrote_goes_back_to_a_registry_as_skopeo_sync_src_dir_puts
         assert digest_of(skopeo.inspect_raw("docker://%s/app:%s" % (prefix, tag))) == digest_of(skopeo.inspect_raw("docker://%s/team/app:%s" % (upstream, tag)))
     again = run_module("image_copy", {"src": "dir:" + theirs, "dest": "docker://" + prefix, "dest_validate_certs": False})
     assert (again.failed, again.changed) == (False, False), again.output
+
+
+# --- bundles: one OCI layout (or oci-archive) holding many repositories, each blob once ---------------------------------
+
+
+def bundle_spec(upstream: str) -> dict:
+    host, _unused, namespace = upstream.partition("/")
+    return {host: {"images": {namespace + "/team/app": [], namespace + "/tool": []}, "tls-verify": False}}
+
+
+def layout_blobs(layout: str) -> list[str]:
+    return sorted(os.listdir(os.path.join(layout, "blobs", "sha256")))
+
+
+def test_a_bundle_names_each_image_by_its_full_reference_and_stores_each_blob_once(upstream, skopeo, tmp_path):
+    bundle = str(tmp_path / "bundle")
+    run = run_module("image_copy", {"sync": bundle_spec(upstream), "dest": "oci:" + bundle})
+    assert not run.failed, run.output
+    names = ["%s/team/app:%s" % (upstream, tag) for tag in TAGS] + ["%s/tool:1" % upstream]
+    with open(os.path.join(bundle, "index.json")) as handle:
+        index = yaml.safe_load(handle)
+    assert sorted(m["annotations"]["org.opencontainers.image.ref.name"] for m in index["manifests"]) == sorted(names)
+    # 4 manifests, 4 configs, 4 top layers and the one base layer all of them share.
+    assert len(layout_blobs(bundle)) == 4 + 4 + 4 + 1
+    for name in names:
+        # skopeo addresses each image by its full reference (oci:PATH:REF splits at the first colon).
+        assert digest_of(skopeo.inspect_raw("oci:%s:%s" % (bundle, name))) == digest_of(skopeo.inspect_raw("docker://" + name))
+    again = run_module("image_copy", {"sync": bundle_spec(upstream), "dest": "oci:" + bundle})
+    assert (again.failed, again.changed, again.result["unchanged"]) == (False, False, 4), again.output
+
+
+@pytest.mark.parametrize("form", ["oci", "oci-archive"])
+def test_registry_to_bundle_to_another_registry_keeps_every_manifest_byte_for_byte(upstream, fresh_registry, skopeo, tmp_path, form):
+    bundle = str(tmp_path / ("bundle.tar" if form == "oci-archive" else "bundle"))
+    run = run_module("image_copy", {"sync": bundle_spec(upstream), "dest": "%s:%s" % (form, bundle)})
+    assert not run.failed, run.output
+    if form == "oci-archive":
+        assert os.path.isfile(bundle)
+        assert sorted(os.listdir(str(tmp_path))) == ["bundle.tar"], "the staging layout is removed once the archive is written"
+        name = "%s/team/app:%s" % (upstream, TAGS[0])
+        assert skopeo.inspect_raw("oci-archive:%s:%s" % (bundle, name)) == skopeo.inspect_raw("docker://" + name)
+    other = fresh_registry()
+    imported = run_module("image_copy", {"src": "%s:%s" % (form, bundle), "dest": "docker://%s/mirror" % other.host, "dest_validate_certs": False})
+    assert not imported.failed, imported.output
+    assert imported.result["copied"] == 4
+    for repository, tag in [("team/app", t) for t in TAGS] + [("tool", "1")]:
+        name = repository.rpartition("/")[2]
+        theirs = skopeo.inspect_raw("docker://%s/mirror/%s:%s" % (other.host, name, tag))
+        assert theirs == skopeo.inspect_raw("docker://%s/%s:%s" % (upstream, repository, tag))
+
+
+def test_a_docker_schema_2_image_keeps_its_digest_through_a_bundle(registry, fresh_registry, skopeo, tmp_path):
+    from skopeo import copy
+
+    layout = str(tmp_path / "layout")
+    build_image(layout, ref="v2s2", seed=720, layer_sizes=(2048,))
+    copy("oci:%s:v2s2" % layout, "docker://%s/v2s2/app:1" % registry.host, "--format", "v2s2")
+    source_raw = skopeo.inspect_raw("docker://%s/v2s2/app:1" % registry.host)
+    assert b"application/vnd.docker.distribution.manifest.v2+json" in source_raw
+    bundle = str(tmp_path / "bundle")
+    run = run_module("image_copy", {"src": "docker://%s/v2s2/app" % registry.host, "dest": "oci:" + bundle, "src_validate_certs": False})
+    assert not run.failed, run.output
+    other = fresh_registry()
+    imported = run_module("image_copy", {"src": "oci:" + bundle, "dest": "docker://%s/m" % other.host, "dest_validate_certs": False})
+    assert not imported.failed, imported.output
+    assert skopeo.inspect_raw("docker://%s/m/app:1" % other.host) == source_raw

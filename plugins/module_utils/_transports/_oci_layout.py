@@ -36,6 +36,7 @@ from .._reference import ImageReference, split_path, validate_digest
 from ._base import DeleteTarget, ImageSource
 from ._local import DirectoryFiles, LocalDestination, local_io, open_verified_blob, replace_file, sync_directory
 from ._oci_index import (
+    BUNDLE_ANNOTATION,
     INDEX_FILE,
     LAYOUT_BYTES,
     LAYOUT_FILE,
@@ -282,7 +283,7 @@ class OCILayoutDestination(LocalDestination):
         if not self._exists() or not os.listdir(self.path):
             with open(os.path.join(temp, LAYOUT_FILE), "wb") as f:
                 f.write(LAYOUT_BYTES)
-            replace_file(os.path.join(temp, INDEX_FILE), index_json_bytes(add_index_entry({"schemaVersion": 2, "manifests": []}, self._entry)))
+            replace_file(os.path.join(temp, INDEX_FILE), index_json_bytes(self._add_entry({"schemaVersion": 2, "manifests": []})))
             try:
                 os.rename(temp, self.path)  # the whole new layout appears at once
             except OSError as e:
@@ -295,6 +296,13 @@ class OCILayoutDestination(LocalDestination):
                 return
         self._merge(temp)
         self.abort()  # what is left of the staging directory
+
+    def _add_entry(self, index: dict) -> dict:
+        """``index`` with this image's entry; a bundle's index.json says it is one."""
+        index = add_index_entry(index, self._entry or {})
+        if self.reference.member:
+            index["annotations"] = dict(index.get("annotations") or {}, **{BUNDLE_ANNOTATION: "1"})
+        return index
 
     def _merge(self, temp: str) -> None:
         layout = DirectoryFiles(self.path, self.context)
@@ -316,7 +324,7 @@ class OCILayoutDestination(LocalDestination):
             if raw is not None:
                 # Re-read under the lock: another writer may have added an entry since current_digest().
                 index, _unused = _media.parse_manifest(raw, _media.OCI_INDEX, "%s (index.json)" % self.context)
-            replace_file(os.path.join(self.path, INDEX_FILE), index_json_bytes(add_index_entry(index, self._entry)))
+            replace_file(os.path.join(self.path, INDEX_FILE), index_json_bytes(self._add_entry(index)))
             sync_directory(self.path)
 
 
@@ -377,7 +385,7 @@ def bundle_images(transport: str, reference: ImageReference, source: OCILayoutSo
         return None
     finally:
         source.close()
-    if len(index.get("manifests") or []) < 2:
+    if len(index.get("manifests") or []) < 2 and (index.get("annotations") or {}).get(BUNDLE_ANNOTATION) != "1":
         return None
     return [(name, replace(reference, ref_name=name, member=True, text="")) for name in ref_names(index)]
 

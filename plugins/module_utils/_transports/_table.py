@@ -87,6 +87,10 @@ class Transport:
         reference names one image."""
         return None
 
+    def finish_many(self, reference: ImageReference, options: ConnectionOptions) -> None:
+        """After every image of a repository mode or sync task was written to the place ``reference`` names (none
+        failed, not in check mode): what is left to do, such as packing a staged bundle into its archive."""
+
     def open_signatures(self, reference: ImageReference, options: ConnectionOptions, settings) -> SignatureStore | None:
         """Where images named by ``reference`` keep their signatures (``settings``: registries.d); None when nowhere."""
         return None
@@ -160,6 +164,11 @@ def registry_transport() -> Transport:
 def images_in(reference: ImageReference, options: ConnectionOptions | None = None) -> list[tuple[str, ImageReference]] | None:
     """The images a local place of many images holds (a dir: tree, a bundle), as (name, reference); None for one image."""
     return transport_named(reference.transport).images_in(reference, options or ConnectionOptions())
+
+
+def finish_many(reference: ImageReference, options: ConnectionOptions | None = None) -> None:
+    """Finish writing many images to the place ``reference`` names (see ``Transport.finish_many``)."""
+    transport_named(reference.transport).finish_many(reference, options or ConnectionOptions())
 
 
 def open_source(reference: ImageReference, options: ConnectionOptions | None = None) -> ImageSource:
