@@ -15,6 +15,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
+from ._air_gap import verify_images
 from ._copy import BlobLedger, CopyOptions, copy_image
 from ._errors import OCIError, describe_os_error
 from ._mirror import CopyPair, MirrorTarget, TagSelection, is_repository, local_pairs, repository_pairs, select_repository_tags, slice_pairs, sync_pairs
@@ -60,6 +61,8 @@ class Batch:
     single: bool = False
     #: The local place of many images the copies write to (a dir: tree, a bundle), finished after they all succeed.
     place: ImageReference | None = None
+    #: The local tree or bundle the copies read from: every image is verified before the first copy starts.
+    source_place: ImageReference | None = None
 
 
 def resolve_batch(selection: Selection, src_options: ConnectionOptions, keep_going: bool = False) -> Batch:
@@ -89,6 +92,7 @@ def resolve_batch(selection: Selection, src_options: ConnectionOptions, keep_goi
                 raise OCIError("tags selects tags of a registry repository: give src without a tag (%s)" % why, str(src))
             if held is not None:
                 batch.pairs = local_pairs(held, src, dest, src_options, selection.scoped, selection.append_suffix)
+                batch.source_place = src
             else:
                 batch.pairs = [CopyPair(src, dest, src_options)]
                 batch.single = True
@@ -135,6 +139,7 @@ def run_batch(
                 % (local.src, local.dest),
                 str(local.src),
             )
+    verified = verify_images(batch.pairs, dest_options) if batch.source_place is not None else None
     stop = threading.Event()
 
     def one(pair: CopyPair) -> dict | None:
@@ -192,6 +197,8 @@ def run_batch(
             "after": {r["dest"]: r.get("dest_digest_after") for r in ok},
         },
     }
+    if verified is not None:
+        summary["verified"] = verified
     if batch.single and ok:
         summary["digest"] = ok[0]["dest_digest_after"]
     return summary

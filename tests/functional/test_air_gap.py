@@ -166,3 +166,66 @@ def test_a_docker_schema_2_image_keeps_its_digest_through_a_bundle(registry, fre
     imported = run_module("image_copy", {"src": "oci:" + bundle, "dest": "docker://%s/m" % other.host, "dest_validate_certs": False})
     assert not imported.failed, imported.output
     assert skopeo.inspect_raw("docker://%s/m/app:1" % other.host) == source_raw
+
+
+# --- safe import: verified before any tag moves, resumed when run again -----------------------------------------------
+
+
+def exported_bundle(upstream: str, tmp_path) -> str:
+    bundle = str(tmp_path / "bundle")
+    run = run_module("image_copy", {"sync": bundle_spec(upstream), "dest": "oci:" + bundle})
+    assert not run.failed, run.output
+    return bundle
+
+
+def blob_of(bundle: str, name: str, what: str) -> str:
+    """The blob file of ``what`` ("config" or "layer N") of the image ``name`` in a bundle."""
+    with open(os.path.join(bundle, "index.json")) as handle:
+        index = yaml.safe_load(handle)
+    (entry,) = [m for m in index["manifests"] if m["annotations"]["org.opencontainers.image.ref.name"] == name]
+    with open(os.path.join(bundle, "blobs", "sha256", entry["digest"].partition(":")[2])) as handle:
+        manifest = yaml.safe_load(handle)
+    descriptor = manifest["config"] if what == "config" else manifest["layers"][int(what.split()[1])]
+    return descriptor["digest"]
+
+
+@pytest.mark.parametrize("damage", ["missing", "corrupt"])
+def test_a_damaged_bundle_fails_before_anything_is_written_naming_what_is_wrong(upstream, fresh_registry, skopeo, tmp_path, damage):
+    bundle = exported_bundle(upstream, tmp_path)
+    # The top layer of the last image in the listing order: every other image would copy before it.
+    digest = blob_of(bundle, "%s/tool:1" % upstream, "layer 1")
+    path = os.path.join(bundle, "blobs", "sha256", digest.partition(":")[2])
+    if damage == "missing":
+        os.unlink(path)
+    else:
+        with open(path, "r+b") as handle:
+            handle.write(b"X")
+    other = fresh_registry()
+    run = run_module("image_copy", {"src": "oci:" + bundle, "dest": "docker://%s/mirror" % other.host, "dest_validate_certs": False})
+    assert run.failed
+    assert "nothing was written (no tag moved)" in run.result["msg"]
+    assert digest in run.result["msg"]
+    if damage == "missing":
+        assert "blob %s is missing (the layer of oci:%s:%s/tool:1)" % (digest, bundle, upstream) in run.result["msg"]
+    else:
+        assert "digest mismatch" in run.result["msg"], run.result["msg"]
+    assert "Traceback" not in run.output
+    catalog = __import__("requests").get("http://%s/v2/_catalog" % other.host, timeout=10).json()
+    assert catalog["repositories"] == []
+
+
+def test_an_interrupted_export_run_again_continues_where_it_stopped(upstream, registry, tmp_path):
+    host, _unused, namespace = upstream.partition("/")
+    bundle = str(tmp_path / "bundle")
+    # One image at a time, in the spec's order: tool:1 is exported, tool:missing stops the run, app is not started.
+    spec = {host: {"images": {namespace + "/tool": ["1", "missing"], namespace + "/team/app": list(TAGS)}, "tls-verify": False}}
+    first = run_module("image_copy", {"sync": spec, "dest": "oci:" + bundle, "parallel_images": 1})
+    assert first.failed
+    assert (first.result["copied"], first.result["failed_count"], first.result["not_attempted"]) == (1, 1, 3)
+    spec[host]["images"][namespace + "/tool"] = ["1"]
+    second = run_module("image_copy", {"sync": spec, "dest": "oci:" + bundle, "parallel_images": 1})
+    assert not second.failed, second.output
+    assert (second.result["copied"], second.result["unchanged"]) == (3, 1)
+    # The base layer tool:1 brought in the first run is not fetched again.
+    assert sum(r["blobs"]["skipped"] for r in second.result["results"]) >= 1
+    assert sorted(set(os.listdir(bundle)) - {".oci-images.lock"}) == ["blobs", "index.json", "oci-layout"], "no staging directory is left behind"
