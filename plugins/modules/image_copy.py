@@ -430,6 +430,13 @@ digest:
   returned: when O(src) is given and the copy succeeded
   type: str
   sample: sha256:2f9d3ef1f0c4a3a42c4a1d33d3b9f1d4e5c2f7a0e1b2c3d4e5f60718293a4b5c
+verified:
+  description:
+    - When O(src) is a local tree or bundle, what was checked before the first copy started - the blobs read and checked
+      against their digests, their bytes, and the blobs the bundle leaves out that the destination already holds (a delta bundle).
+  returned: when O(src) is a local tree or bundle
+  type: dict
+  sample: {"blobs": 13, "bytes": 52480, "held_by_destination": 0}
 copied:
   description: How many images were copied (or would be, in check mode).
   returned: always
