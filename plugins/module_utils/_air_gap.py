@@ -41,22 +41,25 @@ def image_needs(source, context: str) -> list[tuple[str, int | None, str]]:
     return needs
 
 
-def verify_images(pairs, dest_options: ConnectionOptions) -> dict:
+def verify_images(pairs, dest_options: ConnectionOptions) -> tuple[dict, dict[str, list[str]]]:
     """Check every manifest and blob the pairs' local sources hold against its digest and size, each blob once.
 
     A blob missing from the source is fine when the pair's destination already has it (a delta bundle); otherwise
-    every missing or damaged blob is named, with the image that needs it, in one OCIError. Returns counts.
+    every missing or damaged blob is named, with the image that needs it, in one OCIError. Returns the counts, and
+    the blobs each source image needs (by its reference).
     """
     checked: dict[str, None] = {}
     missing: dict[str, list[str]] = {}
     damaged: list[str] = []
-    held = 0
+    held: set[str] = set()
     checked_bytes = 0
+    needed: dict[str, list[str]] = {}
     for pair in pairs:
         context = str(pair.src)
         try:
             with open_source(pair.src, pair.src_options) as source:
                 needs = image_needs(source, context)
+                needed[context] = [digest for digest, _size, _what in needs]
                 absent = []
                 for digest, size, what in needs:
                     if digest in checked:
@@ -79,7 +82,7 @@ def verify_images(pairs, dest_options: ConnectionOptions) -> dict:
             with open_destination(pair.dest, dest_options) as dest:
                 for digest, size, what in absent:
                     if dest.has_blob(digest, size):
-                        held += 1
+                        held.add(digest)
                     else:
                         missing.setdefault(digest, []).append("%s of %s" % (what, pair.src))
     problems = ["blob %s is missing (the %s)" % (digest, ", ".join(needed)) for digest, needed in sorted(missing.items())] + damaged
@@ -90,4 +93,4 @@ def verify_images(pairs, dest_options: ConnectionOptions) -> dict:
             "missing files, and run the import again" % (len(problems), "" if len(problems) == 1 else "s", "; ".join(problems)),
             str(where),
         )
-    return {"blobs": len(checked), "bytes": checked_bytes, "held_by_destination": held}
+    return {"blobs": len(checked), "bytes": checked_bytes, "held_by_destination": len(held)}, needed

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from ._air_gap import verify_images
 from ._copy import BlobLedger, CopyOptions, copy_image
 from ._errors import OCIError, describe_os_error
+from ._inventory import add_imported, held_blobs, read_inventory, write_inventory
 from ._mirror import CopyPair, MirrorTarget, TagSelection, is_repository, local_pairs, repository_pairs, select_repository_tags, slice_pairs, sync_pairs
 from ._options import ConnectionOptions
 from ._reference import ImageReference, parse_reference
@@ -49,6 +50,9 @@ class BatchOptions:
     referrers: bool = False
     #: Signature policy and signing (``_trust.Trust``): checked before each copy, signatures carried and made after.
     trust: Trust | None = None
+    #: The inventory file of the air-gapped side (``_inventory``): read by an export into a bundle (only what the
+    #: other side lacks is written), written by an import from a tree or bundle (what it now holds).
+    inventory: str | None = None
 
 
 @dataclass
@@ -139,7 +143,16 @@ def run_batch(
                 % (local.src, local.dest),
                 str(local.src),
             )
-    verified = verify_images(batch.pairs, dest_options) if batch.source_place is not None else None
+    inventory_path = batch_options.inventory
+    if inventory_path and batch.place is None and batch.source_place is None:
+        raise OCIError(
+            "inventory %s: an inventory is read by an export into a bundle (dest oci:PATH or oci-archive:PATH with many images) "
+            "and written by an import from one (src a bundle or dir: tree); this task does neither" % inventory_path,
+            inventory_path,
+        )
+    if inventory_path and batch.place is not None:
+        dest_options = replace(dest_options, held_blobs=held_blobs(read_inventory(inventory_path)))
+    verified, needed = verify_images(batch.pairs, dest_options) if batch.source_place is not None else (None, {})
     stop = threading.Event()
 
     def one(pair: CopyPair) -> dict | None:
@@ -184,6 +197,12 @@ def run_batch(
     failures = [r for r in done if r.get("failed")]
     if batch.place is not None and not failures and not check_mode and len(results) == len(batch.pairs):
         finish_many(batch.place, dest_options)
+    if inventory_path and batch.source_place is not None and not check_mode:
+        inventory = read_inventory(inventory_path)
+        for pair, result in zip(batch.pairs, results):
+            if result is not None and not result.get("failed") and pair.name:
+                add_imported(inventory, pair.name, result["dest_digest_after"], result["dest"], needed.get(str(pair.src), []))
+        write_inventory(inventory_path, inventory)
     ok = [r for r in done if not r.get("failed")]
     summary = {
         "changed": any(r.get("changed") for r in done),

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 
 from ._errors import OCIError
 from ._options import ConnectionOptions
-from ._reference import ImageReference, parse_docker_name, validate_digest
+from ._reference import ImageReference, parse_docker_name, split_name, validate_digest
 from ._select import select_tags
 from ._transports._table import find_transport, registry_transport, transport_named
 from ._versions import VersionRange, parse_version
@@ -38,6 +38,8 @@ class CopyPair:
     src: ImageReference
     dest: ImageReference
     src_options: ConnectionOptions
+    #: The image's name in the local tree or bundle it is read from (what an inventory records).
+    name: str | None = None
 
 
 @dataclass
@@ -86,17 +88,6 @@ def select_repository_tags(tags: list[str], selection: TagSelection, created_of=
 def is_repository(reference: ImageReference) -> bool:
     """A registry reference that names a repository, not an image (no tag, no digest)."""
     return reference.is_registry and not reference.has_explicit_tag_or_digest
-
-
-def split_name(name: str) -> tuple[str, str]:
-    """``team/app:1.0`` -> (``team/app``, ``:1.0``); ``app@sha256:..`` -> (``app``, ``@sha256:..``); no ending -> (name, "")."""
-    at = name.find("@")
-    if at >= 0:
-        return name[:at], name[at:]
-    slash, colon = name.rfind("/"), name.rfind(":")
-    if colon > slash:
-        return name[:colon], name[colon:]
-    return name, ""
 
 
 @dataclass
@@ -175,7 +166,7 @@ def local_pairs(
         target = MirrorTarget(str(dest), prefix=dest.name or "")
     else:
         target = MirrorTarget.local(dest, why)
-    return [CopyPair(reference, target.image(*split_name(name), scoped, append_suffix), src_options) for name, reference in images]
+    return [CopyPair(reference, target.image(*split_name(name), scoped, append_suffix), src_options, name) for name, reference in images]
 
 
 def _repository_reference(registry: str, repository: str, where: str) -> ImageReference:

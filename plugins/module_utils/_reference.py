@@ -170,6 +170,17 @@ def parse_docker_name(text: str, context: str | None = None) -> tuple[str, str, 
     return registry, repository, tag, digest
 
 
+def split_name(name: str) -> tuple[str, str]:
+    """``team/app:1.0`` -> (``team/app``, ``:1.0``); ``app@sha256:..`` -> (``app``, ``@sha256:..``); no ending -> (name, "")."""
+    at = name.find("@")
+    if at >= 0:
+        return name[:at], name[at:]
+    slash, colon = name.rfind("/"), name.rfind(":")
+    if colon > slash:
+        return name[:colon], name[colon:]
+    return name, ""
+
+
 def short_name_of(name: str) -> str | None:
     """``name`` without tag or digest when it names no registry (podman's short names), else None."""
     bare = name.partition("@")[0]

@@ -128,6 +128,16 @@ options:
       - With O(sync) or O(sync_file), in repository mode into a C(dir:) tree or bundle, and from a local tree or bundle,
         append this string to every destination tag.
     type: str
+  inventory:
+    description:
+      - The inventory file of an air-gapped side - plain JSON (version 1) listing, per repository of the bundle, the blobs that side
+        holds, and where each image of the bundle went. See the collection's docs/air-gap.md.
+      - With O(src) a bundle or C(dir:) tree (an import), written after the copies - what this task imported is added to what
+        the file already lists.
+      - With O(dest) a bundle (an export), read - blobs it lists for an image's repository are left out of the bundle, so the
+        bundle carries only what the other side lacks (a delta bundle); its manifests are all written, so the import checks
+        that the destination holds every blob left out before anything moves.
+    type: path
   multi_arch:
     description:
       - What to copy when the source is a multi-arch index (the meanings of C(skopeo copy --multi-arch)).
@@ -367,6 +377,18 @@ EXAMPLES = r"""
     src: dir:/media/carry/mirror
     dest: docker://registry.internal/mirror
 
+- name: On the connected side, export only what the air-gapped side lacks (its inventory came back with the last carry)
+  oci.images.image_copy:
+    sync_file: /etc/mirror/sync.yaml
+    dest: oci-archive:/media/carry/delta-2026-12-02.tar
+    inventory: /media/carry/inventory.json
+
+- name: On the air-gapped side, import the bundle (verified first) and update the inventory for the next export
+  oci.images.image_copy:
+    src: oci-archive:/media/carry/delta-2026-12-02.tar
+    dest: docker://registry.internal/mirror
+    inventory: /media/carry/inventory.json
+
 - name: Mirror a repository with its signatures, SBOMs and other referrers
   oci.images.image_copy:
     src: docker://quay.io/team/app
@@ -602,6 +624,7 @@ def main() -> None:
             sync_file=dict(type="path"),
             scoped=dict(type="bool", default=False),
             append_suffix=dict(type="str"),
+            inventory=dict(type="path"),
             multi_arch=dict(type="str", choices=["all", "system", "index_only"]),
             platforms=dict(type="list", elements="str"),
             format=dict(type="str", choices=["oci", "v2s2"]),
@@ -694,7 +717,13 @@ def main() -> None:
             batch,
             dest_options,
             options,
-            BatchOptions(parallel_images=params["parallel_images"], keep_going=params["keep_going"], referrers=params["referrers"], trust=trust),
+            BatchOptions(
+                parallel_images=params["parallel_images"],
+                keep_going=params["keep_going"],
+                referrers=params["referrers"],
+                trust=trust,
+                inventory=params["inventory"],
+            ),
             check_mode=module.check_mode,
         )
         summary["signature_policy"] = trust.policy.source if trust.policy else None

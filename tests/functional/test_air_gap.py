@@ -229,3 +229,79 @@ def test_an_interrupted_export_run_again_continues_where_it_stopped(upstream, re
     # The base layer tool:1 brought in the first run is not fetched again.
     assert sum(r["blobs"]["skipped"] for r in second.result["results"]) >= 1
     assert sorted(set(os.listdir(bundle)) - {".oci-images.lock"}) == ["blobs", "index.json", "oci-layout"], "no staging directory is left behind"
+
+
+# --- incremental transfers: the import side's inventory, delta bundles ------------------------------------------------
+
+
+def test_a_delta_export_carries_only_what_the_inventory_lacks_and_imports_cleanly(registry, fresh_registry, skopeo, tmp_path):
+    from skopeo import copy
+
+    layout = str(tmp_path / "layout")
+    source = registry.host + "/delta-src"
+    for tag, key in (("1", "one"), ("2", "two"), ("3", "three")):
+        build_image(layout, ref=tag, seed=800 + len(key), layer_sizes=(8192, 2048 + len(key)), layer_keys=["base", key])
+    for tag in ("1", "2"):
+        copy("oci:%s:%s" % (layout, tag), "docker://%s/app:%s" % (source, tag))
+    spec = {registry.host: {"images": {"delta-src/app": []}, "tls-verify": False}}
+    inventory = str(tmp_path / "inventory.json")
+    other = fresh_registry()
+    dest = {"dest": "docker://%s/mirror" % other.host, "dest_validate_certs": False, "inventory": inventory}
+
+    full = str(tmp_path / "full")
+    assert not run_module("image_copy", {"sync": spec, "dest": "oci:" + full}).failed
+    first = run_module("image_copy", dict(dest, src="oci:" + full))
+    assert not first.failed, first.output
+    with open(inventory) as handle:
+        listed = yaml.safe_load(handle)
+    assert listed["version"] == 1
+    assert sorted(listed["images"]) == ["%s/app:1" % source, "%s/app:2" % source]
+    assert len(listed["repositories"]["%s/app" % source]["blobs"]) == 2 + 2 + 1  # two configs, two top layers, the base
+
+    # Nothing new: the delta holds the manifests only.
+    nothing = str(tmp_path / "nothing-new")
+    run = run_module("image_copy", {"sync": spec, "dest": "oci:" + nothing, "inventory": inventory})
+    assert not run.failed, run.output
+    manifests = {digest_of(skopeo.inspect_raw("docker://%s/app:%s" % (source, tag))) for tag in ("1", "2")}
+    assert {"sha256:" + name for name in layout_blobs(nothing)} == manifests
+
+    # One new tag: its manifest, config and own layer travel; the base layer the other side has does not.
+    copy("oci:%s:3" % layout, "docker://%s/app:3" % source)
+    delta = str(tmp_path / "delta")
+    run = run_module("image_copy", {"sync": spec, "dest": "oci:" + delta, "inventory": inventory})
+    assert not run.failed, run.output
+    new_raw = skopeo.inspect_raw("docker://%s/app:3" % source)
+    new_manifest = yaml.safe_load(new_raw)
+    expected = manifests | {digest_of(new_raw), new_manifest["config"]["digest"], new_manifest["layers"][1]["digest"]}
+    assert {"sha256:" + name for name in layout_blobs(delta)} == expected
+    assert new_manifest["layers"][0]["digest"] not in expected
+
+    second = run_module("image_copy", dict(dest, src="oci:" + delta))
+    assert not second.failed, second.output
+    assert (second.result["copied"], second.result["unchanged"]) == (1, 2)
+    # Left out of the delta and found at the destination: the configs and layers of 1 and 2, and the base layer.
+    assert second.result["verified"]["held_by_destination"] == 5
+    assert skopeo.inspect_raw("docker://%s/mirror/app:3" % other.host) == new_raw
+    with open(inventory) as handle:
+        assert sorted(yaml.safe_load(handle)["images"]) == ["%s/app:%s" % (source, tag) for tag in ("1", "2", "3")]
+
+
+def test_a_delta_bundle_imported_where_the_left_out_blobs_are_not_fails_before_writing(registry, fresh_registry, tmp_path):
+    from skopeo import copy
+
+    layout = str(tmp_path / "layout")
+    build_image(layout, ref="1", seed=900, layer_sizes=(4096,))
+    copy("oci:%s:1" % layout, "docker://%s/delta-gone/app:1" % registry.host)
+    spec = {registry.host: {"images": {"delta-gone/app": []}, "tls-verify": False}}
+    inventory = str(tmp_path / "inventory.json")
+    full, delta = str(tmp_path / "full"), str(tmp_path / "delta")
+    assert not run_module("image_copy", {"sync": spec, "dest": "oci:" + full}).failed
+    assert not run_module(
+        "image_copy", {"src": "oci:" + full, "dest": "docker://%s/seen" % fresh_registry().host, "dest_validate_certs": False, "inventory": inventory}
+    ).failed
+    assert not run_module("image_copy", {"sync": spec, "dest": "oci:" + delta, "inventory": inventory}).failed
+    elsewhere = fresh_registry()
+    run = run_module("image_copy", {"src": "oci:" + delta, "dest": "docker://%s/mirror" % elsewhere.host, "dest_validate_certs": False})
+    assert run.failed
+    assert "2 problems in the images to import; nothing was written (no tag moved)" in run.result["msg"], run.result["msg"]
+    assert __import__("requests").get("http://%s/v2/_catalog" % elsewhere.host, timeout=10).json()["repositories"] == []

@@ -32,7 +32,7 @@ from .. import _media
 from .._digest import VerifyingReader, verify_bytes
 from .._errors import InvalidReference, LocalFormatError, NotFound, OCIError
 from .._options import ConnectionOptions
-from .._reference import ImageReference, split_path, validate_digest
+from .._reference import ImageReference, split_name, split_path, validate_digest
 from ._base import DeleteTarget, ImageSource
 from ._local import DirectoryFiles, LocalDestination, local_io, open_verified_blob, replace_file, sync_directory
 from ._oci_index import (
@@ -252,6 +252,9 @@ class OCILayoutDestination(LocalDestination):
         validate_digest(digest, self.context)
         if digest in self.written:
             return True
+        held = self.options.held_blobs if self.options is not None else None
+        if held and self.reference.member and digest in held.get(split_name(self.reference.ref_name or "")[0], ()):
+            return True  # the other side of the air gap has it (its inventory): a delta bundle leaves it out
         return self._holds(blob_path(digest), size)
 
     def _holds(self, relative: str, size: int | None) -> bool:
