@@ -15,13 +15,15 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
+from ._air_gap import verify_images
 from ._copy import BlobLedger, CopyOptions, copy_image
 from ._errors import OCIError, describe_os_error
-from ._mirror import CopyPair, TagSelection, is_repository, repository_pairs, select_repository_tags, slice_pairs, sync_pairs
+from ._inventory import add_imported, held_blobs, read_inventory, write_inventory
+from ._mirror import CopyPair, MirrorTarget, TagSelection, is_repository, local_pairs, repository_pairs, select_repository_tags, slice_pairs, sync_pairs
 from ._options import ConnectionOptions
 from ._reference import ImageReference, parse_reference
 from ._referrers import COSIGN_SUFFIXES, copy_referrers
-from ._transports._table import open_source
+from ._transports._table import finish_many, images_in, open_source
 from ._trust import Trust
 
 
@@ -51,6 +53,9 @@ class BatchOptions:
     referrers: bool = False
     #: Signature policy and signing (``_trust.Trust``): checked before each copy, signatures carried and made after.
     trust: Trust | None = None
+    #: The inventory file of the air-gapped side (``_inventory``): read by an export into a bundle (only what the
+    #: other side lacks is written), written by an import from a tree or bundle (what it now holds).
+    inventory: str | None = None
 
 
 @dataclass
@@ -61,6 +66,10 @@ class Batch:
     failures: list[dict] = field(default_factory=list)
     #: True when the task named one image (src/dest with a tag or digest): the result carries its digest.
     single: bool = False
+    #: The local place of many images the copies write to (a dir: tree, a bundle), finished after they all succeed.
+    place: ImageReference | None = None
+    #: The local tree or bundle the copies read from: every image is verified before the first copy starts.
+    source_place: ImageReference | None = None
 
 
 def resolve_batch(selection: Selection, src_options: ConnectionOptions, keep_going: bool = False, parallel: int = 4) -> Batch:
@@ -100,14 +109,22 @@ def resolve_batch(selection: Selection, src_options: ConnectionOptions, keep_goi
             tag_selection = TagSelection.from_option(selection.tags)
             created = _created_of(src, src_options) if tag_selection.latest else None
             tags = select_repository_tags(list_tags(src, src_options), tag_selection, created)
-            batch.pairs = repository_pairs(src, dest, tags, src_options)
+            batch.pairs = repository_pairs(src, dest, tags, src_options, selection.scoped, selection.append_suffix)
         else:
+            held = None if src.is_registry else images_in(src, src_options)
             if selection.tags:
-                raise OCIError("tags selects tags of a repository: give src without a tag (%s names one image)" % src, str(src))
-            batch.pairs = [CopyPair(src, dest, src_options)]
-            batch.single = True
+                why = "%s holds many images (a tree or bundle)" % src if held is not None else "%s names one image" % src
+                raise OCIError("tags selects tags of a registry repository: give src without a tag (%s)" % why, str(src))
+            if held is not None:
+                batch.pairs = local_pairs(held, src, dest, src_options, selection.scoped, selection.append_suffix)
+                batch.source_place = src
+            else:
+                batch.pairs = [CopyPair(src, dest, src_options)]
+                batch.single = True
     if selection.slice is not None:
         batch.pairs = slice_pairs(batch.pairs, *selection.slice)
+    if not batch.single and selection.dest:
+        batch.place = MirrorTarget.parse(selection.dest, "%s copies many images" % (selection.src or "sync")).place
     return batch
 
 
@@ -147,6 +164,16 @@ def run_batch(
                 % (local.src, local.dest),
                 str(local.src),
             )
+    inventory_path = batch_options.inventory
+    if inventory_path and batch.place is None and batch.source_place is None:
+        raise OCIError(
+            "inventory %s: an inventory is read by an export into a bundle (dest oci:PATH or oci-archive:PATH with many images) "
+            "and written by an import from one (src a bundle or dir: tree); this task does neither" % inventory_path,
+            inventory_path,
+        )
+    if inventory_path and batch.place is not None:
+        dest_options = replace(dest_options, held_blobs=held_blobs(read_inventory(inventory_path)))
+    verified, needed = verify_images(batch.pairs, dest_options) if batch.source_place is not None else (None, {})
     stop = threading.Event()
 
     def one(pair: CopyPair) -> dict | None:
@@ -189,6 +216,14 @@ def run_batch(
             results = list(pool.map(one, batch.pairs))
     done = list(batch.failures) + [r for r in results if r is not None]
     failures = [r for r in done if r.get("failed")]
+    if batch.place is not None and not failures and not check_mode and len(results) == len(batch.pairs):
+        finish_many(batch.place, dest_options)
+    if inventory_path and batch.source_place is not None and not check_mode:
+        inventory = read_inventory(inventory_path)
+        for pair, result in zip(batch.pairs, results):
+            if result is not None and not result.get("failed") and pair.name:
+                add_imported(inventory, pair.name, result["dest_digest_after"], result["dest"], needed.get(str(pair.src), []))
+        write_inventory(inventory_path, inventory)
     ok = [r for r in done if not r.get("failed")]
     summary = {
         "changed": any(r.get("changed") for r in done),
@@ -202,6 +237,8 @@ def run_batch(
             "after": {r["dest"]: r.get("dest_digest_after") for r in ok},
         },
     }
+    if verified is not None:
+        summary["verified"] = verified
     if batch.single and ok:
         summary["digest"] = ok[0]["dest_digest_after"]
     return summary

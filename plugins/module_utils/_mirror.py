@@ -2,9 +2,14 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Turn "mirror these repositories" into the list of single-image copies the engine runs.
 
-Two inputs give the same output: a repository with a tag selection (``tags:`` option), and a
+Three inputs give the same output: a repository with a tag selection (``tags:`` option), a
 skopeo sync YAML structure (registry keys with ``images``, ``images-by-tag-regex``,
-``images-by-semver``, ``credentials``, ``tls-verify``, ``cert-dir``).
+``images-by-semver``, ``credentials``, ``tls-verify``, ``cert-dir``), and a local place holding
+many images (a ``dir:`` tree as ``skopeo sync --dest dir`` writes it, a bundle).
+
+Where each image lands (``MirrorTarget``): under a registry prefix, in a ``dir:`` tree (one
+directory per image, named as skopeo sync names it), or in a bundle (one layout, each image
+named by its full reference); see docs/air-gap.md.
 """
 
 from __future__ import annotations
@@ -16,13 +21,11 @@ from dataclasses import dataclass, replace
 
 from ._errors import OCIError
 from ._options import ConnectionOptions
-from ._reference import ImageReference, parse_docker_name, validate_digest
+from ._reference import ImageReference, parse_docker_name, split_name, validate_digest
 from ._select import select_tags
-from ._transports._table import find_transport
+from ._transports._table import find_transport, registry_transport, transport_named
 from ._versions import VersionRange, parse_version
 
-# Until repository mode and sync write local trees, what a user with a local destination is told.
-_LOCAL_DEST = "%s into a registry; %s is local: copy one image per task there (src with a tag or digest, dest PATH with its ref)"
 SKOPEO_SYNC_KEYS = ("images", "images-by-tag-regex", "images-by-semver", "credentials", "tls-verify", "cert-dir")
 # Ours, beside skopeo's: how the registry is paced.
 SYNC_KEYS = (*SKOPEO_SYNC_KEYS, "requests-per-second", "max-concurrent-requests", "rate-limit-floor")
@@ -35,6 +38,8 @@ class CopyPair:
     src: ImageReference
     dest: ImageReference
     src_options: ConnectionOptions
+    #: The image's name in the local tree or bundle it is read from (what an inventory records).
+    name: str | None = None
 
 
 @dataclass
@@ -85,27 +90,83 @@ def is_repository(reference: ImageReference) -> bool:
     return reference.is_registry and not reference.has_explicit_tag_or_digest
 
 
-def repository_pairs(src: ImageReference, dest: ImageReference, tags: list[str], src_options: ConnectionOptions) -> list[CopyPair]:
-    """One pair per tag, carried over by name."""
+@dataclass
+class MirrorTarget:
+    """Where the images of a repository mode or sync task land: under a registry prefix, or in a local place of many
+    images (a ``dir:`` tree, a bundle), as the transport's ``holds_many`` says."""
+
+    text: str
+    prefix: str = ""  # registry prefix, when ``place`` is None
+    place: ImageReference | None = None
+
+    @classmethod
+    def parse(cls, dest: str, why: str) -> MirrorTarget:
+        """A sync destination as given: ``registry/prefix``, ``docker://registry/prefix``, ``dir:PATH``, ``oci:PATH``."""
+        transport_name, colon, _unused = dest.partition(":")
+        transport = find_transport(transport_name) if colon else None
+        if transport is None or transport.is_registry:
+            return cls(dest, prefix=dest[len(transport_name) + 3 :] if transport is not None else dest)
+        from ._reference import parse_reference
+
+        return cls.local(parse_reference(dest), why)
+
+    @classmethod
+    def local(cls, reference: ImageReference, why: str) -> MirrorTarget:
+        transport = transport_named(reference.transport)
+        if not transport.holds_many:
+            transport.image_in(reference, "")  # raises: says which transports hold many images
+        if reference.ref_name or reference.tag or reference.digest:
+            raise OCIError("%s, so dest must name a whole %s without an image name: %s" % (why, transport.holds_many, reference), str(reference))
+        return cls(str(reference), place=reference)
+
+    @property
+    def is_bundle(self) -> bool:
+        return self.place is not None and transport_named(self.place.transport).holds_many == "bundle"
+
+    def image(self, base: str, ending: str, scoped: bool, append_suffix: str | None = None) -> ImageReference:
+        """Where the image ``base`` + ``ending`` lands (``base`` is ``registry/repository`` or a tree's relative path,
+        ``ending`` is ``:tag`` or ``@digest``): the last path component of ``base`` (all of it with ``scoped``) under the
+        prefix or tree, like skopeo sync; in a bundle always the full name."""
+        name = base if scoped or self.is_bundle else posixpath.basename(base)
+        if ending.startswith(":"):
+            ending += append_suffix or ""
+        if self.place is not None:
+            return transport_named(self.place.transport).image_in(self.place, name + ending)
+        text = self.prefix.rstrip("/") + "/" + name + ending
+        registry, repository, tag, digest = parse_docker_name(text, text)
+        return ImageReference(registry_transport().name, registry=registry, repository=repository, tag=tag, digest=digest, text=text)
+
+
+def repository_pairs(
+    src: ImageReference, dest: ImageReference, tags: list[str], src_options: ConnectionOptions, scoped: bool = False, append_suffix: str | None = None
+) -> list[CopyPair]:
+    """One pair per tag: into a registry repository under the same names, or into a local tree or bundle as skopeo sync names them."""
+    why = "src %s/%s names a repository (no tag)" % (src.registry, src.repository)
     if not dest.is_registry:
-        raise OCIError(_LOCAL_DEST % ("src %s/%s names a repository (no tag)" % (src.registry, src.repository), dest), str(dest))
+        target = MirrorTarget.local(dest, why)
+        return [CopyPair(src.with_tag(tag), target.image(src.name or "", ":" + tag, scoped, append_suffix), src_options) for tag in tags]
     if dest.has_explicit_tag_or_digest:
-        raise OCIError(
-            "src %s/%s names a repository (no tag), so dest must name a registry repository without a tag, not %s" % (src.registry, src.repository, dest),
-            str(dest),
-        )
+        raise OCIError("%s, so dest must name a registry repository without a tag, not %s" % (why, dest), str(dest))
     return [CopyPair(src.with_tag(tag), dest.with_tag(tag), src_options) for tag in tags]
 
 
-def _dest_for(source: ImageReference, dest_prefix: str, scoped: bool, append_suffix: str | None) -> ImageReference:
-    name = "%s/%s" % (source.registry, source.repository) if scoped else posixpath.basename(source.repository or "")
-    text = dest_prefix.rstrip("/") + "/" + name
-    if source.tag:
-        text += ":" + source.tag + (append_suffix or "")
-    elif source.digest:
-        text += "@" + source.digest
-    registry, repository, tag, digest = parse_docker_name(text, text)
-    return ImageReference("docker", registry=registry, repository=repository, tag=tag, digest=digest, text=text)
+def local_pairs(
+    images: list[tuple[str, ImageReference]],
+    src: ImageReference,
+    dest: ImageReference,
+    src_options: ConnectionOptions,
+    scoped: bool = False,
+    append_suffix: str | None = None,
+) -> list[CopyPair]:
+    """The images of a local tree or bundle (``images``: name, reference), each to where skopeo sync --src dir would put it."""
+    why = "src %s holds many images" % src
+    if dest.is_registry:
+        if dest.has_explicit_tag_or_digest:
+            raise OCIError("%s, so dest must name a registry prefix without a tag, not %s" % (why, dest), str(dest))
+        target = MirrorTarget(str(dest), prefix=dest.name or "")
+    else:
+        target = MirrorTarget.local(dest, why)
+    return [CopyPair(reference, target.image(*split_name(name), scoped, append_suffix), src_options, name) for name, reference in images]
 
 
 def _repository_reference(registry: str, repository: str, where: str) -> ImageReference:
@@ -137,12 +198,12 @@ def sync_pairs(
     """
     if not isinstance(spec, dict) or not spec:
         raise OCIError("sync: expected a mapping of registry names to their images, as skopeo sync's YAML")
-    prefix, colon, _unused = dest.partition(":")
-    transport = find_transport(prefix) if colon else None
-    if transport is not None and not transport.is_registry:
-        raise OCIError(_LOCAL_DEST % ("sync copies every image of its spec", dest), dest)
-    dest_prefix = dest[len(prefix) + 3 :] if transport is not None else dest
+    target = MirrorTarget.parse(dest, "sync copies every image of its spec")
     pairs: list[CopyPair] = []
+
+    def _dest_for(image: ImageReference, append_suffix: str | None) -> ImageReference:
+        ending = "@" + image.digest if image.digest else (":" + image.tag if image.tag else "")
+        return target.image(image.name or "", ending, scoped, append_suffix)
 
     def tags_of(source: ImageReference, options: ConnectionOptions) -> list[str]:
         try:
@@ -150,7 +211,7 @@ def sync_pairs(
         except OCIError as exc:
             if on_error is None:
                 raise
-            target = _dest_for(source, dest_prefix, scoped, None)
+            target = _dest_for(source, None)
             on_error({"src": str(source), "dest": str(target), "changed": False, "failed": True, "msg": exc.msg})
             return []
 
@@ -185,7 +246,7 @@ def sync_pairs(
                     image = source.with_digest(validate_digest(tag, where))
                 else:
                     image = source.with_tag(tag)
-                pairs.append(CopyPair(image, _dest_for(image, dest_prefix, scoped, append_suffix), options))
+                pairs.append(CopyPair(image, _dest_for(image, append_suffix), options))
         for repository, pattern in (entry.get("images-by-tag-regex") or {}).items():
             source = _repository_reference(registry, repository, where)
             try:
@@ -195,14 +256,14 @@ def sync_pairs(
             for tag in tags_of(source, options):
                 if compiled.search(tag):  # skopeo's meaning: unanchored
                     image = source.with_tag(tag)
-                    pairs.append(CopyPair(image, _dest_for(image, dest_prefix, scoped, append_suffix), options))
+                    pairs.append(CopyPair(image, _dest_for(image, append_suffix), options))
         for repository, text in (entry.get("images-by-semver") or {}).items():
             source = _repository_reference(registry, repository, where)
             wanted = VersionRange(str(text))
             for tag in tags_of(source, options):
                 if wanted.contains(tag):
                     image = source.with_tag(tag)
-                    pairs.append(CopyPair(image, _dest_for(image, dest_prefix, scoped, append_suffix), options))
+                    pairs.append(CopyPair(image, _dest_for(image, append_suffix), options))
     return pairs
 
 

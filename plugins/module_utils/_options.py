@@ -44,6 +44,9 @@ class ConnectionOptions:
     # Called with each secret read from free-form data (auth files, credential helpers, token servers),
     # so a module can add it to its no_log values. Not part of what makes two option sets equal.
     secret_sink: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
+    # Blobs the other side of an air gap already holds, by repository name (from its inventory, see _inventory): a
+    # bundle destination counts them as present, so a delta export leaves them out. Not part of the identity.
+    held_blobs: dict | None = field(default=None, compare=False, repr=False)
     # Runs external programs (credential helpers, podman): a module's run_command, a plugin's or a test's own.
     # Passed down with the options instead of living in a global, so every caller states how programs run.
     runner: CommandRunner | None = field(default=None, compare=False, repr=False)

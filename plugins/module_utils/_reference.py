@@ -68,6 +68,9 @@ class ImageReference:
     source_index: int | None = None  # docker-archive "@N"
     store: str | None = None  # containers-storage "[driver@root+runroot:options]"
     image_id: str | None = None  # docker-daemon / containers-storage image ID
+    # One image of a local place of many images (a dir: tree, a bundle; see docs/air-gap.md), written by repository
+    # mode or sync: a tree creates its directories, a bundle keeps manifests byte for byte.
+    member: bool = False
     text: str = ""
     # A registry name written without registry and without transport (``fedora``, ``team/app``), as written
     # (no tag, no digest): registries.conf may resolve it through aliases and search registries.
@@ -165,6 +168,17 @@ def parse_docker_name(text: str, context: str | None = None) -> tuple[str, str, 
     if len(registry) + 1 + len(repository) > NAME_TOTAL_MAX:
         raise InvalidReference("image name in %r is longer than %d characters" % (ctx, NAME_TOTAL_MAX), ctx)
     return registry, repository, tag, digest
+
+
+def split_name(name: str) -> tuple[str, str]:
+    """``team/app:1.0`` -> (``team/app``, ``:1.0``); ``app@sha256:..`` -> (``app``, ``@sha256:..``); no ending -> (name, "")."""
+    at = name.find("@")
+    if at >= 0:
+        return name[:at], name[at:]
+    slash, colon = name.rfind("/"), name.rfind(":")
+    if colon > slash:
+        return name[:colon], name[colon:]
+    return name, ""
 
 
 def short_name_of(name: str) -> str | None:

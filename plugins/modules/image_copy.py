@@ -42,6 +42,11 @@ options:
         C(docker-daemon:) (a Docker engine, see O(src_daemon_host)) and C(containers-storage:) (podman's store, through the C(podman) command).
       - A registry reference without a tag or digest names a whole repository (repository mode) -
         the tags chosen by O(tags) are copied to the O(dest) repository under the same names.
+      - A local place that holds many images is copied image by image, as C(skopeo sync --src dir) does - a C(dir:PATH) tree
+        (a directory with no C(manifest.json) of its own; every directory below it holding one is an image, as
+        C(skopeo sync --dest dir) writes them) and a bundle (C(oci:PATH) or C(oci-archive:PATH) without REF whose index names
+        several images). Each image lands under the O(dest) registry prefix at the last path component of its name
+        (its whole name with O(scoped)), or in the O(dest) tree or bundle. See the collection's docs/air-gap.md.
       - Required unless O(images), O(sync), O(sync_file) or O(catalog) is given.
     type: str
   dest:
@@ -50,6 +55,11 @@ options:
         C(docker-daemon:name:tag) and C(containers-storage:name:tag).
       - In repository mode, a registry repository without a tag. With O(sync), O(sync_file) or O(catalog), a registry prefix
         such as V(registry.example.com/mirror).
+      - In repository mode, with O(sync) or O(sync_file), and from a local tree or bundle, also a local place for many images -
+        C(dir:PATH) writes one directory per image, C(PATH/<last path component>:tag) (C(PATH/<registry>/<path>:tag) with O(scoped)),
+        exactly the tree C(skopeo sync --dest dir) writes; C(oci:PATH) writes a bundle, one OCI layout holding every image
+        with each blob stored once, each image named by its full reference (C(registry/path:tag)) in
+        C(org.opencontainers.image.ref.name), its manifests kept byte for byte so digests survive.
       - Required unless O(images) is given.
     type: str
   images:
@@ -143,14 +153,26 @@ options:
     type: path
   scoped:
     description:
-      - With O(sync) or O(sync_file), keep the full source path (registry included) under O(dest), like C(skopeo sync --scoped).
+      - With O(sync) or O(sync_file), in repository mode into a C(dir:) tree, and from a local tree or bundle, keep the full
+        source path (registry included) under O(dest), like C(skopeo sync --scoped). Images in a bundle are always named in full.
       - With O(catalog), put the source registry's host between O(dest) and the repository path.
     type: bool
     default: false
   append_suffix:
     description:
-      - With O(sync) or O(sync_file), append this string to every destination tag.
+      - With O(sync) or O(sync_file), in repository mode into a C(dir:) tree or bundle, and from a local tree or bundle,
+        append this string to every destination tag.
     type: str
+  inventory:
+    description:
+      - The inventory file of an air-gapped side - plain JSON (version 1) listing, per repository of the bundle, the blobs that side
+        holds, and where each image of the bundle went. See the collection's docs/air-gap.md.
+      - With O(src) a bundle or C(dir:) tree (an import), written after the copies - what this task imported is added to what
+        the file already lists.
+      - With O(dest) a bundle (an export), read - blobs it lists for an image's repository are left out of the bundle, so the
+        bundle carries only what the other side lacks (a delta bundle); its manifests are all written, so the import checks
+        that the destination holds every blob left out before anything moves.
+    type: path
   multi_arch:
     description:
       - What to copy when the source is a multi-arch index (the meanings of C(skopeo copy --multi-arch)).
@@ -392,6 +414,28 @@ EXAMPLES = r"""
     parallel_images: 8
     keep_going: true
 
+- name: Save every tag of a repository as the dir tree skopeo sync --dest dir writes (app:1.0, app:1.1, ...)
+  oci.images.image_copy:
+    src: docker://registry.example.com/team/app
+    dest: dir:/media/carry/mirror
+
+- name: On the other side of the gap, push that tree into a registry (registry.internal/mirror/app:1.0, ...)
+  oci.images.image_copy:
+    src: dir:/media/carry/mirror
+    dest: docker://registry.internal/mirror
+
+- name: On the connected side, export only what the air-gapped side lacks (its inventory came back with the last carry)
+  oci.images.image_copy:
+    sync_file: /etc/mirror/sync.yaml
+    dest: oci-archive:/media/carry/delta-2026-12-02.tar
+    inventory: /media/carry/inventory.json
+
+- name: On the air-gapped side, import the bundle (verified first) and update the inventory for the next export
+  oci.images.image_copy:
+    src: oci-archive:/media/carry/delta-2026-12-02.tar
+    dest: docker://registry.internal/mirror
+    inventory: /media/carry/inventory.json
+
 - name: Mirror a repository with its signatures, SBOMs and other referrers
   oci.images.image_copy:
     src: docker://quay.io/team/app
@@ -455,6 +499,13 @@ digest:
   returned: when O(src) is given and the copy succeeded
   type: str
   sample: sha256:2f9d3ef1f0c4a3a42c4a1d33d3b9f1d4e5c2f7a0e1b2c3d4e5f60718293a4b5c
+verified:
+  description:
+    - When O(src) is a local tree or bundle, what was checked before the first copy started - the blobs read and checked
+      against their digests, their bytes, and the blobs the bundle leaves out that the destination already holds (a delta bundle).
+  returned: when O(src) is a local tree or bundle
+  type: dict
+  sample: {"blobs": 13, "bytes": 52480, "held_by_destination": 0}
 copied:
   description: How many images were copied (or would be, in check mode).
   returned: always
@@ -625,6 +676,7 @@ def main() -> None:
             ),
             scoped=dict(type="bool", default=False),
             append_suffix=dict(type="str"),
+            inventory=dict(type="path"),
             multi_arch=dict(type="str", choices=["all", "system", "index_only"]),
             platforms=dict(type="list", elements="str"),
             format=dict(type="str", choices=["oci", "v2s2"]),
@@ -724,7 +776,13 @@ def main() -> None:
             batch,
             dest_options,
             options,
-            BatchOptions(parallel_images=params["parallel_images"], keep_going=params["keep_going"], referrers=params["referrers"], trust=trust),
+            BatchOptions(
+                parallel_images=params["parallel_images"],
+                keep_going=params["keep_going"],
+                referrers=params["referrers"],
+                trust=trust,
+                inventory=params["inventory"],
+            ),
             check_mode=module.check_mode,
         )
         summary["signature_policy"] = trust.policy.source if trust.policy else None

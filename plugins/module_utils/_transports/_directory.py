@@ -25,7 +25,7 @@ from typing import BinaryIO
 
 from .. import _media
 from .._digest import VerifyingReader, sha256_digest, verify_bytes
-from .._errors import InvalidReference, LocalFormatError, NotFound, OCIError
+from .._errors import InvalidReference, LocalFormatError, LocalIOError, NotFound, OCIError
 from .._options import ConnectionOptions
 from .._reference import ImageReference, validate_digest
 from ._base import DeleteTarget, ImageSource
@@ -128,6 +128,15 @@ class DirectoryDestination(LocalDestination):
         raw = DirectoryFiles(self.path, self.context).read(MANIFEST_FILE, _media.MAX_MANIFEST_BYTES, self.context)
         return sha256_digest(raw) if raw is not None else None
 
+    def check_parent(self) -> None:
+        if not self.reference.member:  # an image of a tree: its directories are made when it is written
+            super().check_parent()
+
+    def temp_parent(self) -> str:
+        if self.reference.member:
+            os.makedirs(self.parent, exist_ok=True)
+        return super().temp_parent()
+
     def has_blob(self, digest: str, size: int | None = None) -> bool:
         validate_digest(digest, self.context)
         return digest in self.written
@@ -208,10 +217,49 @@ class DirectoryDeleteTarget(DeleteTarget):
         return {path: digest}, freed
 
 
+def tree_images(root: str, context: str) -> list[tuple[str, str]] | None:
+    """The dir: images under ``root`` as (path relative to it with '/', full path), sorted; None when ``root`` is one image
+    or does not exist.
+
+    Like ``skopeo sync --src dir``: a directory holding ``manifest.json`` is an image, and nothing below it is looked at.
+    Symbolic links are not followed and staging directories of unfinished writes are skipped.
+    """
+    if not os.path.isdir(root) or os.path.lexists(os.path.join(root, MANIFEST_FILE)):
+        return None
+    found: list[tuple[str, str]] = []
+
+    def failed(exc: OSError) -> None:
+        raise exc
+
+    for top, dirs, files in os.walk(root, onerror=failed):
+        if MANIFEST_FILE in files and top != root:
+            found.append((os.path.relpath(top, root).replace(os.sep, "/"), top))
+            dirs[:] = []
+            continue
+        dirs[:] = sorted(d for d in dirs if not d.startswith(TEMP_PREFIX) and not os.path.islink(os.path.join(top, d)))
+    if not found:
+        raise NotFound("%s: %s holds no dir: images (no directory below it has a manifest.json)" % (context, root), context)
+    return sorted(found)
+
+
 class DirectoryTransport(Transport):
     name = "dir"
     syntax = "dir:PATH"
     policy_scopes = "path"
+    holds_many = "tree"
+
+    def image_in(self, reference: ImageReference, name: str) -> ImageReference:
+        path = os.path.join(reference.path or "", *name.split("/"))
+        return ImageReference(self.name, path=path, text="dir:" + path, member=True)
+
+    def images_in(self, reference: ImageReference, options: ConnectionOptions) -> list[tuple[str, ImageReference]] | None:
+        try:
+            found = tree_images(reference.path or "", str(reference))
+        except OSError as exc:
+            raise LocalIOError.from_os_error(exc, str(reference), "listing the images of the tree") from None
+        if found is None:
+            return None
+        return [(name, ImageReference(self.name, path=path, text="dir:" + path)) for name, path in found]
 
     def parse(self, rest: str, text: str) -> ImageReference:
         if not rest:

@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import tarfile
 import threading
 import time
+from dataclasses import replace
 
 from .._digest import verify_bytes
 from .._errors import OCIError
+from .._media import MAX_MANIFEST_BYTES
 from .._options import ConnectionOptions
 from .._reference import ImageReference, validate_digest
 from ._base import ImageDestination
-from ._local import local_io
-from ._oci_index import INDEX_FILE, LAYOUT_BYTES, LAYOUT_FILE, blob_path, index_entry, index_json_bytes
-from ._oci_layout import OCILayoutSource, format_layout_reference, named_entry_digest, parse_layout_reference
+from ._local import DirectoryFiles, local_io, open_verified_blob
+from ._oci_index import INDEX_FILE, LAYOUT_BYTES, LAYOUT_FILE, blob_path, index_entry, index_json_bytes, reachable_blobs, read_index
+from ._oci_layout import OCILayoutSource, OCILayoutTransport, bundle_images, format_layout_reference, named_entry_digest, parse_layout_reference
 from ._table import Transport, register
 from ._tar import ArchiveFile, ArchiveFiles, TarBuilder, archive_has, drain, new_member
 
@@ -108,6 +111,27 @@ class OCIArchiveDestination(ImageDestination):
         if top:
             self._entry = index_entry(self.reference, raw, media_type, digest)
 
+    @local_io("writing the bundle")
+    def pack_layout(self, layout: str) -> None:
+        """Write the OCI layout directory ``layout`` (a bundle staged beside the archive) as this archive, and commit.
+
+        Every blob is checked against its digest on the way into the tar; a blob the layout does not hold (a delta
+        bundle leaves out what the other side has) is left out.
+        """
+        files = DirectoryFiles(layout, self.context)
+        raw_index = files.read(INDEX_FILE, MAX_MANIFEST_BYTES, self.context)
+        index = read_index(layout, self.context)
+        tar = self._builder()
+        for digest in sorted(reachable_blobs(layout, index.get("manifests") or [], self.context)):
+            if not files.has(blob_path(digest)):
+                continue
+            with open_verified_blob(files, blob_path(digest), digest, None, self.context) as stream:
+                self.written[digest] = tar.add_member(self._blob_member(tar, digest), stream, stream.size)
+        tar.add_bytes(INDEX_FILE, raw_index or b"")
+        tar.add_bytes(LAYOUT_FILE, LAYOUT_BYTES)
+        tar.finish()
+        self.file.commit()
+
     @local_io("putting the image in place")
     def commit(self) -> None:
         if self._entry is None or self._tar is None:
@@ -137,6 +161,33 @@ class OCIArchiveTransport(Transport):
 
     def format(self, reference: ImageReference) -> str:
         return format_layout_reference(reference)
+
+    holds_many = "bundle"
+
+    def images_in(self, reference: ImageReference, options: ConnectionOptions) -> list[tuple[str, ImageReference]] | None:
+        return bundle_images(self.name, reference, OCIArchiveSource(reference, options))
+
+    @staticmethod
+    def staging_layout(reference: ImageReference) -> str:
+        """Where a bundle is built before it is packed into the archive: a hidden OCI layout beside it, kept after a
+        failed run so the next one continues (blobs already there are not fetched again)."""
+        path = os.path.abspath(reference.path or "")
+        return os.path.join(os.path.dirname(path), ".%s.oci-images-bundle" % os.path.basename(path))
+
+    def image_in(self, reference: ImageReference, name: str) -> ImageReference:
+        layout = replace(reference, transport=OCILayoutTransport.name, path=self.staging_layout(reference), ref_name=None, text="")
+        return OCILayoutTransport().image_in(layout, name)
+
+    def finish_many(self, reference: ImageReference, options: ConnectionOptions) -> None:
+        layout = self.staging_layout(reference)
+        if not os.path.isdir(layout):
+            return
+        destination = OCIArchiveDestination(reference, options)
+        try:
+            destination.pack_layout(layout)
+        finally:
+            destination.close()
+        shutil.rmtree(layout)
 
     def open_source(self, reference: ImageReference, options: ConnectionOptions) -> OCIArchiveSource:
         return OCIArchiveSource(reference, options)

@@ -33,6 +33,9 @@ SUPPORTED_LAYOUT_VERSIONS = ("1.0.0",)
 # The exact bytes skopeo 1.9 writes to oci-layout.
 LAYOUT_BYTES = b'{"imageLayoutVersion": "1.0.0"}'
 LOCK_FILE = ".oci-images.lock"
+# On index.json of a layout written as a bundle (many images, each named by its full reference): read back as a bundle
+# even when it holds one image (docs/air-gap.md).
+BUNDLE_ANNOTATION = "io.github.oci-images.bundle"
 # Field order of the Go structs skopeo 1.9 marshals index.json from (image-spec v1.1.0-rc2);
 # the fields after ``size`` are omitted when empty, as Go's omitempty does.
 _INDEX_FIELDS = ("schemaVersion", "mediaType", "manifests", "annotations")

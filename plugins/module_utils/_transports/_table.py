@@ -41,6 +41,11 @@ class Transport:
     #: (only the transport's default scope).
     policy_scopes = ""
 
+    #: How a reference without an image name holds many images (repository mode and sync, both directions):
+    #: "" (it cannot, or it is a registry prefix), "tree" (a directory per image under PATH, named as
+    #: ``skopeo sync --dest dir`` names them), "bundle" (one store, each image named by its full reference).
+    holds_many = ""
+
     def parse(self, rest: str, text: str) -> ImageReference:
         """The reference ``text`` (``rest`` is what follows ``name:``)."""
         raise NotImplementedError
@@ -67,6 +72,24 @@ class Transport:
             % (reference, self.name, ", ".join(t.name + ":" for t in transports() if t.can_delete())),
             str(reference),
         )
+
+    def image_in(self, reference: ImageReference, name: str) -> ImageReference:
+        """The image called ``name`` (a relative path, or a full reference such as ``registry/team/app:1.0``) in the
+        place ``reference`` names, for transports that hold many images."""
+        raise Unsupported(
+            "%s: %s: holds one image; repository mode and sync write many images to a registry prefix, or to %s"
+            % (reference, self.name, ", ".join(sorted(t.syntax.partition("[")[0] for t in transports() if t.holds_many))),
+            str(reference),
+        )
+
+    def images_in(self, reference: ImageReference, options: ConnectionOptions) -> list[tuple[str, ImageReference]] | None:
+        """Every image held in the place ``reference`` names, as (name, reference), in a stable order; None when the
+        reference names one image."""
+        return None
+
+    def finish_many(self, reference: ImageReference, options: ConnectionOptions) -> None:
+        """After every image of a repository mode or sync task was written to the place ``reference`` names (none
+        failed, not in check mode): what is left to do, such as packing a staged bundle into its archive."""
 
     def open_signatures(self, reference: ImageReference, options: ConnectionOptions, settings) -> SignatureStore | None:
         """Where images named by ``reference`` keep their signatures (``settings``: registries.d); None when nowhere."""
@@ -136,6 +159,16 @@ def registry_transport() -> Transport:
         if transport.is_registry:
             return transport
     raise Unsupported("no registry transport is registered")
+
+
+def images_in(reference: ImageReference, options: ConnectionOptions | None = None) -> list[tuple[str, ImageReference]] | None:
+    """The images a local place of many images holds (a dir: tree, a bundle), as (name, reference); None for one image."""
+    return transport_named(reference.transport).images_in(reference, options or ConnectionOptions())
+
+
+def finish_many(reference: ImageReference, options: ConnectionOptions | None = None) -> None:
+    """Finish writing many images to the place ``reference`` names (see ``Transport.finish_many``)."""
+    transport_named(reference.transport).finish_many(reference, options or ConnectionOptions())
 
 
 def open_source(reference: ImageReference, options: ConnectionOptions | None = None) -> ImageSource:

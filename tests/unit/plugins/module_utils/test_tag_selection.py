@@ -138,9 +138,39 @@ def test_sync_bad_specs_fail_clearly(spec, message):
         sync_pairs(spec, "mirror.example.com/m", ConnectionOptions(), _list_tags([]))
 
 
-@pytest.mark.parametrize("dest", ["dir:/srv/mirror", "oci:/srv/mirror", "oci-archive:/srv/mirror.tar"])
-def test_sync_to_a_local_destination_says_to_copy_one_image_per_task(dest):
-    with pytest.raises(OCIError, match=r"sync copies every image of its spec into a registry; %s is local: copy one image per task" % dest):
+@pytest.mark.parametrize(
+    "scoped,expected",
+    [
+        (False, ["dir:/srv/mirror/app:1", "dir:/srv/mirror/app@sha256:" + "a" * 64]),
+        (True, ["dir:/srv/mirror/registry.example.com/team/app:1", "dir:/srv/mirror/registry.example.com/team/app@sha256:" + "a" * 64]),
+    ],
+)
+def test_sync_to_a_dir_tree_names_directories_like_skopeo_sync_dest_dir(scoped, expected):
+    spec = {"registry.example.com": {"images": {"team/app": ["1", "sha256:" + "a" * 64]}}}
+    pairs = sync_pairs(spec, "dir:/srv/mirror", ConnectionOptions(), lambda ref, opts: [], scoped=scoped)
+    assert [str(p.dest) for p in pairs] == expected
+    assert [p.dest.path for p in pairs] == [e[len("dir:") :] for e in expected]
+
+
+@pytest.mark.parametrize("scoped", [False, True])
+def test_sync_to_a_bundle_names_each_image_by_its_full_reference(scoped):
+    spec = {"registry.example.com:5000": {"images": {"team/app": ["1"]}}}
+    (pair,) = sync_pairs(spec, "oci:/srv/bundle", ConnectionOptions(), lambda ref, opts: [], scoped=scoped)
+    assert (pair.dest.path, pair.dest.ref_name, pair.dest.member) == ("/srv/bundle", "registry.example.com:5000/team/app:1", True)
+
+
+@pytest.mark.parametrize(
+    "dest,message",
+    [
+        (
+            "docker-archive:/srv/m.tar",
+            r"docker-archive:/srv/m.tar: docker-archive: holds one image; repository mode and sync write many images to a registry prefix, or to dir:PATH",
+        ),
+        ("oci:/srv/bundle:app", r"sync copies every image of its spec, so dest must name a whole bundle without an image name: oci:/srv/bundle:app"),
+    ],
+)
+def test_sync_to_a_place_that_holds_one_image_says_where_many_can_go(dest, message):
+    with pytest.raises(OCIError, match=message):
         sync_pairs({"registry.example.com": {"images": {"app": ["1"]}}}, dest, ConnectionOptions(), lambda ref, opts: [])
 
 
@@ -149,14 +179,31 @@ def test_sync_accepts_a_destination_with_the_docker_transport_prefix():
     assert [str(p.dest) for p in pairs] == ["docker://mirror.example.com/m/app:1"]
 
 
-def test_repository_mode_to_a_local_destination_names_the_repository_without_latest():
+def test_repository_mode_to_a_dir_tree_writes_a_directory_per_tag():
     from ansible_collections.oci.images.plugins.module_utils._mirror import repository_pairs
     from ansible_collections.oci.images.plugins.module_utils._reference import parse_reference
 
-    with pytest.raises(OCIError) as refused:
-        repository_pairs(parse_reference("docker://registry.example.com/team/app"), parse_reference("dir:/srv/app"), ["1"], ConnectionOptions())
-    assert "registry.example.com/team/app names a repository (no tag) into a registry; dir:/srv/app is local" in refused.value.msg
-    assert ":latest" not in refused.value.msg
+    src = parse_reference("docker://registry.example.com/team/app")
+    plain = repository_pairs(src, parse_reference("dir:/srv/mirror"), ["1", "2"], ConnectionOptions())
+    assert [str(p.dest) for p in plain] == ["dir:/srv/mirror/app:1", "dir:/srv/mirror/app:2"]
+    scoped = repository_pairs(src, parse_reference("dir:/srv/mirror"), ["1"], ConnectionOptions(), scoped=True)
+    assert [str(p.dest) for p in scoped] == ["dir:/srv/mirror/registry.example.com/team/app:1"]
+
+
+def test_local_images_land_under_a_registry_prefix_by_their_last_path_component():
+    from ansible_collections.oci.images.plugins.module_utils._mirror import local_pairs
+    from ansible_collections.oci.images.plugins.module_utils._reference import parse_reference
+
+    held = [
+        ("registry.example.com/team/app:1", parse_reference("dir:/t/registry.example.com/team/app:1")),
+        ("base@sha256:" + "b" * 64, parse_reference("dir:/t/x")),
+    ]
+    pairs = local_pairs(held, parse_reference("dir:/t"), parse_reference("docker://mirror.example.com/m"), ConnectionOptions())
+    assert [str(p.dest) for p in pairs] == ["docker://mirror.example.com/m/app:1", "docker://mirror.example.com/m/base@sha256:" + "b" * 64]
+    scoped = local_pairs(held[:1], parse_reference("dir:/t"), parse_reference("docker://mirror.example.com/m"), ConnectionOptions(), scoped=True)
+    assert [str(p.dest) for p in scoped] == ["docker://mirror.example.com/m/registry.example.com/team/app:1"]
+    with pytest.raises(OCIError, match=r"src dir:/t holds many images, so dest must name a registry prefix without a tag, not docker://mirror.example.com/m:1"):
+        local_pairs(held, parse_reference("dir:/t"), parse_reference("docker://mirror.example.com/m:1"), ConnectionOptions())
 
 
 def test_sync_paces_each_registry_with_its_own_keys():
