@@ -13,14 +13,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ._errors import InvalidReference, OCIError
-from ._mirror import CopyPair, TagSelection, select_repository_tags
+from ._mirror import CopyPair, MirrorTarget, TagSelection, select_repository_tags
 from ._options import ConnectionOptions
-from ._reference import DOMAIN_RE, PATH_RE, ImageReference, parse_docker_name, parse_reference
+from ._reference import DOMAIN_RE, PATH_RE, ImageReference, parse_reference
 from ._registry._catalog import list_repositories
 from ._registry._client import RegistryClient
 from ._registry._clients import registry_client
 from ._select import select_tags
-from ._transports._table import find_transport, registry_transport
+from ._transports._table import registry_transport
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,9 @@ def catalog_pairs(
     to it as a failed entry and the others go on; without, the error is raised.
     ``created_of(reference)`` gives ``created(tag)`` for ``tags.latest`` on tags that are not versions.
     """
-    target = _catalog_dest(dest)
+    target = MirrorTarget.parse(dest, "catalog copies every image of %s" % scope.reference())
+    if target.place is None:
+        target = MirrorTarget(dest, prefix=_catalog_dest(dest))
     selection = repositories or {}
     unknown = set(selection) - {"include", "exclude", "names"}
     if unknown:
@@ -105,13 +107,17 @@ def catalog_pairs(
     client = registry_client(scope.registry, src_options)
     names = catalog_repositories(client, scope, selection.get("include"), selection.get("exclude"), selection.get("names"))
 
-    def dest_repository(repository: str) -> str:
-        return "/".join(part for part in (target.registry, target.namespace, scope.registry if scoped else None, repository) if part)
+    def base(repository: str) -> str:
+        # A bundle names every image by its full reference; a prefix or a tree keeps the repository path (and the host with scoped).
+        return scope.registry + "/" + repository if (scoped or target.is_bundle) else repository
 
     def place(repository: str, tag: str) -> ImageReference:
-        text = "%s:%s" % (dest_repository(repository), tag)
-        registry, repo, parsed_tag, _digest = parse_docker_name(text, text)
-        return ImageReference(registry_transport().name, registry=registry, repository=repo, tag=parsed_tag, text=text)
+        return target.image(base(repository), ":" + tag, scoped=True)
+
+    def dest_repository(repository: str) -> str:
+        if target.place is not None:
+            return str(target.place)
+        return "%s://%s/%s" % (registry_transport().name, target.prefix.rstrip("/"), base(repository))
 
     def pairs_of(repository: str) -> list[CopyPair]:
         source = parse_reference(scope.reference(repository))
@@ -124,7 +130,7 @@ def catalog_pairs(
             on_error(
                 {
                     "src": scope.reference(repository),
-                    "dest": "%s://%s" % (registry_transport().name, dest_repository(repository)),
+                    "dest": dest_repository(repository),
                     "changed": False,
                     "failed": True,
                     "msg": exc.msg,
@@ -140,18 +146,14 @@ def catalog_pairs(
     return [pair for pairs in found for pair in pairs]
 
 
-def _catalog_dest(dest: str) -> CatalogScope:
-    """Where a registry-wide mirror lands: a registry host and optionally a namespace under it."""
-    prefix, colon, _rest = dest.partition(":")
-    transport = find_transport(prefix) if colon else None
-    if transport is not None and not transport.is_registry:
-        raise OCIError(
-            "catalog mirrors a registry into a registry: dest %s is local; give a registry or a namespace of one, such as registry.example.com/mirror" % dest,
-            dest,
-        )
+def _catalog_dest(dest: str) -> str:
+    """The registry prefix a registry-wide mirror lands under (``host[:port][/namespace]``), checked to name a registry."""
     try:
-        return parse_catalog_scope(dest)
+        scope = parse_catalog_scope(dest)
     except InvalidReference:
         raise OCIError(
-            "with catalog, dest must name a registry or a namespace of one, such as registry.example.com/mirror or 127.0.0.1:5000, not %r" % dest, dest
+            "with catalog, dest must name a registry or a namespace of one (registry.example.com/mirror, 127.0.0.1:5000),"
+            " or a local dir: tree or bundle (oci:PATH, oci-archive:PATH), not %r" % dest,
+            dest,
         ) from None
+    return scope.registry + ("/" + scope.namespace if scope.namespace else "")

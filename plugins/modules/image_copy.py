@@ -89,6 +89,8 @@ options:
         one blob ledger, as with O(sync). O(slice) splits the images over several hosts.
       - Registries that list their repositories only to an administrator, or not at all, fail saying so; give the list in
         O(repositories.names) instead.
+      - O(dest) may also be a local C(dir:) tree (each repository under its whole path) or a bundle (C(oci:PATH), C(oci-archive:PATH)),
+        where every image is named by its full reference; see the collection's docs/air-gap.md.
       - Mutually exclusive with O(src), O(images), O(sync) and O(sync_file).
     type: str
   repositories:

@@ -170,17 +170,34 @@ def test_a_repository_whose_tags_cannot_be_listed_fails_alone_with_keep_going(fi
     assert stop.failed and "team/gone" in stop.result["msg"] and "Traceback" not in stop.output
 
 
-@pytest.mark.parametrize(
-    "dest, words",
-    [
-        ("oci:/tmp/nowhere", "is local"),
-        ("fedora", "must name a registry"),
-    ],
-)
-def test_a_catalog_mirror_needs_a_registry_destination(registry, dest, words):
-    result = run_module("image_copy", dict(catalog=registry.host, dest=dest, validate_certs=False))
-    assert result.failed and words in result.result["msg"], result.result["msg"]
-    assert "Traceback" not in result.output
+def test_a_namespace_carried_in_one_bundle_arrives_with_the_same_digests(filled, registry, tmp_path):
+    # The connected side: the whole namespace (less what is excluded) into one oci-archive; the other side: the bundle into a registry.
+    reg, namespace, digests = filled["token"]
+    bundle = str(tmp_path / "carry.tar")
+    export = dict(
+        catalog="%s/%s" % (reg.host, namespace),
+        repositories={"exclude": ["%s/scratch-.*" % namespace]},
+        tags={"exclude": ["dev"]},
+        dest="oci-archive:" + bundle,
+        src_username=reg.username,
+        src_password=reg.password,
+        src_ca_cert=reg.ca_cert,
+        parallel_images=PARALLEL,
+    )
+    first = run_module("image_copy", export)
+    assert not first.failed and first.changed, first.result.get("msg")
+    wanted = {key: digest for key, digest in digests.items() if not key.startswith("scratch-") and not key.endswith(":dev")}
+    assert first.result["copied"] == len(wanted)
+    assert reg.password not in first.output
+
+    run = uuid.uuid4().hex[:6]
+    back = run_module("image_copy", dict(src="oci-archive:" + bundle, dest="%s/back-%s" % (registry.host, run), dest_validate_certs=False))
+    assert not back.failed, back.result.get("msg")
+    with RegistryClient(registry.host, ConnectionOptions(validate_certs=False)) as client:
+        for key, digest in wanted.items():
+            repository, tag = key.split(":")
+            # Without scoped, each image lands at the last path component of its name (team/app -> back-RUN/app).
+            assert client.head_manifest("back-%s/%s" % (run, repository.rsplit("/", 1)[1]), tag).digest == digest, key
 
 
 def test_catalog_is_exclusive_with_the_other_selections(registry):

@@ -97,13 +97,26 @@ def test_a_repository_without_a_tag_list_is_one_failure_with_keep_going_and_an_e
         pairs("src.example.com", "m.example.com", names=["gone/app"])
 
 
-@pytest.mark.parametrize(
-    "dest, words",
-    [("oci:/srv/layout", "is local"), ("dir:/srv/tree", "is local"), ("fedora", "must name a registry"), ("", "must name a registry")],
-)
-def test_the_destination_must_be_a_registry_prefix(dest, words):
+@pytest.mark.parametrize("dest, words", [("fedora", "must name a registry"), ("", "must name a registry"), ("dir:/srv/tree:1.0/x", None)])
+def test_the_destination_is_a_registry_prefix_or_a_local_place(dest, words):
+    if words is None:  # a path with a colon is a path
+        assert pairs("src.example.com", dest, names=["team/db"]) == [("docker://src.example.com/team/db:2.0", "dir:/srv/tree:1.0/x/team/db:2.0")]
+        return
     with pytest.raises(OCIError, match=words):
         pairs("src.example.com", dest)
+
+
+@pytest.mark.parametrize(
+    "dest, scoped, landed",
+    [
+        ("dir:/srv/tree", False, "dir:/srv/tree/team/db:2.0"),
+        ("dir:/srv/tree", True, "dir:/srv/tree/src.example.com/team/db:2.0"),
+        ("oci:/srv/bundle", False, "oci:/srv/bundle:src.example.com/team/db:2.0"),
+        ("oci:/srv/bundle", True, "oci:/srv/bundle:src.example.com/team/db:2.0"),
+    ],
+)
+def test_into_a_tree_the_repository_path_is_kept_and_into_a_bundle_the_full_reference(dest, scoped, landed):
+    assert pairs("src.example.com", dest, names=["team/db"], scoped=scoped) == [("docker://src.example.com/team/db:2.0", landed)]
 
 
 def test_unknown_repository_selection_keys_are_named():
