@@ -2,7 +2,8 @@
 
 - a mirror made with image_copy from a sync spec; the registries.conf drop-in written from the same spec;
   with the origin registry stopped, skopeo, podman and image_info read the image by its original name;
-- containerd's hosts.toml, read with the collection's TOML reader, against a schema written from
+- containerd (a daemon of the test's own) fetches the original name through the written hosts.toml with the origin
+  stopped; the hosts.toml, read with the collection's TOML reader, against a schema written from
   containerd's documentation (docs/hosts.md), and its host URL answering for the image on the real mirror;
 - ImageDigestMirrorSet / ImageTagMirrorSet against a schema written from the OpenShift API reference;
 - check mode, diff, idempotency (nothing rewritten), clear refusals.
@@ -15,7 +16,9 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 import urllib.request
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -282,3 +285,54 @@ def test_refusals_are_clear_and_write_nothing(tmp_path, args, words):
     for word in words:
         assert word in run.result["msg"], run.result["msg"]
     assert not os.listdir(tmp_path)
+
+
+@pytest.fixture
+def containerd():
+    """A containerd of this test's own (its own root, state and socket; no CRI), stopped afterwards; yields the ctr command."""
+    work = tempfile.mkdtemp(prefix="oic-", dir="/tmp")  # a unix socket path must stay short
+    sock = os.path.join(work, "c.sock")
+    config = os.path.join(work, "config.toml")
+    with open(config, "w") as f:
+        f.write(
+            'version = 2\nroot = "%s/root"\nstate = "%s/state"\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n'
+            '[grpc]\n  address = "%s"\n[ttrpc]\n  address = "%s.ttrpc"\n' % (work, work, sock, sock)
+        )
+    log = open(os.path.join(work, "containerd.log"), "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(["containerd", "--config", config], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    ctr = ["ctr", "--address", sock, "--namespace", "oci-images-test"]
+    try:
+        deadline = time.monotonic() + 60
+        while subprocess.run([*ctr, "version"], capture_output=True, check=False).returncode != 0:
+            assert process.poll() is None and time.monotonic() < deadline, Path(work, "containerd.log").read_text()
+            time.sleep(0.2)
+        yield ctr
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_containerd_fetches_the_original_name_through_hosts_toml_with_the_origin_stopped(mirrored, containerd, tmp_path):
+    certs = tmp_path / "certs.d"
+    origin = mirrored["origin"]
+    run = run_module(
+        "mirror_config", {"mirrors": {origin.host: "%s/whole" % mirrored["mirror"].host}, "containerd_certs_d": str(certs), "mirror_insecure": True}
+    )
+    assert run.changed and not run.failed, run.output
+    name = "%s/team/app:1" % origin.host
+    origin.stop()
+    try:
+        without = subprocess.run([*containerd, "content", "fetch", "--plain-http", name], capture_output=True, text=True, timeout=120, check=False)
+        assert without.returncode != 0  # the origin is down: without hosts.toml nothing answers
+        fetched = subprocess.run([*containerd, "content", "fetch", "--hosts-dir", str(certs), name], capture_output=True, text=True, timeout=300, check=False)
+        assert fetched.returncode == 0, fetched.stdout + fetched.stderr
+        listed = subprocess.run([*containerd, "images", "list"], capture_output=True, text=True, check=True).stdout
+        assert name in listed and mirrored["digest"] in listed, listed
+    finally:
+        origin.start()
