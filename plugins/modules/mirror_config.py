@@ -42,7 +42,7 @@ options:
   mirrors:
     description:
       - Source prefixes (C(registry[/path])) mapped to the prefix each is mirrored at (C(host[:port][/path])),
-        for example V({"quay.io/team": "mirror.example.com:5000/quay.io/team"}).
+        for example V(quay.io/team) mapped to V(mirror.example.com:5000/quay.io/team).
       - An image named by a source prefix and a rest (C(quay.io/team/app:1)) is pulled as the mirror prefix and the same rest
         (C(mirror.example.com:5000/quay.io/team/app:1)); the longest matching prefix wins, as registries.conf and OpenShift choose.
       - Mutually exclusive with O(sync) and O(sync_file).

@@ -30,6 +30,10 @@ from ._tar import ArchiveFile, ArchiveFiles, TarBuilder, archive_has, drain, new
 from ._volumes import SplitArchiveFile, has_volumes, remove_volumes
 
 
+def _is_oci_archive(path: str) -> bool:
+    return archive_has(path, INDEX_FILE)
+
+
 class OCIArchiveSource(OCILayoutSource):
     """An OCI layout packed in a tar (``oci-archive:``), read in place."""
 
@@ -50,13 +54,12 @@ class OCIArchiveDestination(ImageDestination):
     def __init__(self, reference: ImageReference, options: ConnectionOptions | None = None):
         super().__init__(reference, options)
         self.context = str(reference)
-        recognize = lambda path: archive_has(path, INDEX_FILE)  # noqa: E731
         split_size = options.split_size if options is not None else None
         self.file: ArchiveFile | SplitArchiveFile
         if split_size:
-            self.file = SplitArchiveFile(reference.path or "", split_size, "OCI archive", recognize, self.context)
+            self.file = SplitArchiveFile(reference.path or "", split_size, "OCI archive", _is_oci_archive, self.context)
         else:
-            self.file = ArchiveFile(reference.path or "", "OCI archive", recognize, self.context)
+            self.file = ArchiveFile(reference.path or "", "OCI archive", _is_oci_archive, self.context)
         self.written: dict[str, int] = {}
         self._tar: TarBuilder | None = None
         self._lock = threading.Lock()
