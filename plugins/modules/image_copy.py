@@ -224,6 +224,20 @@ options:
       - Default for zstd is V(3), as skopeo. Default for gzip is V(1) - zlib at level 1 writes layers about the size skopeo's gzip
         writes at its default level, twice as fast as zlib's level 6; V(6) to V(9) write smaller layers, more slowly.
     type: int
+  split_size:
+    description:
+      - Write an C(oci-archive:PATH) destination as numbered volumes C(PATH.000), C(PATH.001), ... of at most this many bytes each,
+        plus C(PATH.volumes.json), which lists the volumes with the size and sha256 of each - for media with a file-size limit.
+      - Bytes, or a number with V(K), V(M), V(G) or V(T) (powers of 1024), such as V(700M). FAT32 holds files up to one byte less
+        than 4 GiB, so give V(4095M) there, not V(4G). At least 1024 bytes, at most 1000 volumes.
+      - C(cat PATH.??? > PATH) joins the volumes into the archive skopeo reads. An C(oci-archive:PATH) source whose volumes are there
+        (and PATH is not) reads them as one archive without joining them, after checking each against C(PATH.volumes.json);
+        a missing or damaged volume is named.
+      - The volumes are up to date when they hold the image and were written with the same O(split_size); then nothing is written.
+        Otherwise all volumes and the index are written under temporary names and put in place at the end, volumes past the new
+        last one and an unsplit archive at PATH are removed. Without O(split_size), writing PATH removes volumes of it.
+      - Only for C(oci-archive:) destinations (with O(images) and O(sync), every destination must be one).
+    type: raw
   preserve_digests:
     description:
       - Fail rather than write anything whose digest would differ from the source's.
@@ -652,6 +666,8 @@ results:
       seconds: 1.52
 """
 
+from dataclasses import replace
+
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.oci.images.plugins.module_utils._errors import OCIError, describe_os_error
@@ -684,6 +700,7 @@ def main() -> None:
             format=dict(type="str", choices=["oci", "v2s2"]),
             compression=dict(type="str", choices=["gzip", "zstd", "zstd:chunked"]),
             compression_level=dict(type="int"),
+            split_size=dict(type="raw"),
             preserve_digests=dict(type="bool", default=False),
             force=dict(type="bool", default=False),
             parallel=dict(type="int", default=6),
@@ -739,6 +756,10 @@ def main() -> None:
     dest_options = side_options(module, "dest_")
     trust = None
     try:
+        if params["split_size"] is not None:
+            from ansible_collections.oci.images.plugins.module_utils._transports._volumes import parse_size
+
+            dest_options = replace(dest_options, split_size=parse_size(params["split_size"]))
         # Policy, registries.d and keys are read (and passphrases checked) before anything is copied.
         trust = trust_from_options(
             params["signature_policy"],

@@ -40,6 +40,8 @@ class Transport:
     #: (registry/repository:tag and its namespaces), "path" (the absolute path and its parents), or ""
     #: (only the transport's default scope).
     policy_scopes = ""
+    #: Destinations can be written as numbered volumes of at most ``ConnectionOptions.split_size`` bytes.
+    writes_volumes = False
 
     #: How a reference without an image name holds many images (repository mode and sync, both directions):
     #: "" (it cannot, or it is a registry prefix), "tree" (a directory per image under PATH, named as
@@ -178,7 +180,14 @@ def open_source(reference: ImageReference, options: ConnectionOptions | None = N
 
 def open_destination(reference: ImageReference, options: ConnectionOptions | None = None) -> ImageDestination:
     """An ImageDestination for ``reference`` from its transport. Opening it writes nothing; the caller closes it."""
-    return transport_named(reference.transport).open_destination(reference, options or ConnectionOptions())
+    transport = transport_named(reference.transport)
+    if options is not None and options.split_size and not transport.writes_volumes:
+        raise Unsupported(
+            "%s: split_size applies to %s destinations only; unset it for this one"
+            % (reference, ", ".join(t.syntax for t in transports() if t.writes_volumes)),
+            str(reference),
+        )
+    return transport.open_destination(reference, options or ConnectionOptions())
 
 
 def delete_target(reference: ImageReference, options: ConnectionOptions | None = None) -> DeleteTarget:
