@@ -184,6 +184,7 @@ files:
       sample: true
 """
 
+import os
 import re
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -219,8 +220,6 @@ def main() -> None:
         mutually_exclusive=[["mirrors", "sync"], ["mirrors", "sync_file"], ["sync", "sync_file"]],
         required_one_of=[["mirrors", "sync", "sync_file"], list(OUTPUTS)],
     )
-    import os
-
     from ansible_collections.oci.images.plugins.module_utils._mirror import read_sync_file
     from ansible_collections.oci.images.plugins.module_utils._mirror_config import (
         apply_files,
