@@ -139,6 +139,7 @@ def test_registry_to_bundle_to_another_registry_keeps_every_manifest_byte_for_by
     if form == "oci-archive":
         assert os.path.isfile(bundle)
         assert sorted(os.listdir(str(tmp_path))) == ["bundle.tar"], "the staging layout is removed once the archive is written"
+        assert sorted(r["dest"] for r in run.result["results"])[0] == "oci-archive:%s:%s/team/app:%s" % (bundle, upstream, TAGS[0])
         name = "%s/team/app:%s" % (upstream, TAGS[0])
         assert skopeo.inspect_raw("oci-archive:%s:%s" % (bundle, name)) == skopeo.inspect_raw("docker://" + name)
     other = fresh_registry()
