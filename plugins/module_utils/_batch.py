@@ -139,8 +139,16 @@ def _created_of(src: ImageReference, options: ConnectionOptions):
     return created
 
 
-def _failure(pair: CopyPair, msg: str, result: dict | None = None) -> dict:
-    entry = dict(result or {"src": str(pair.src), "dest": str(pair.dest), "changed": False})
+def _shown(place: ImageReference | None, dest: ImageReference) -> str:
+    """How results name a destination: an image of an oci-archive bundle is written through a staging layout beside the
+    archive, and named in the archive."""
+    if place is not None and dest.ref_name and dest.path != place.path:
+        return str(replace(place, ref_name=dest.ref_name))
+    return str(dest)
+
+
+def _failure(pair: CopyPair, msg: str, result: dict | None = None, place: ImageReference | None = None) -> dict:
+    entry = dict(result or {"src": str(pair.src), "dest": _shown(place, pair.dest), "changed": False})
     entry.update(failed=True, msg=msg)
     return entry
 
@@ -186,6 +194,7 @@ def run_batch(
                 admission = trust.admit(pair.src, pair.dest, pair.src_options, dest_options, options, batch_options.referrers)
             result = copy_image(admission.source if admission else pair.src, pair.dest, pair.src_options, dest_options, options, check_mode=check_mode)
             result["src"] = str(pair.src)
+            result["dest"] = _shown(batch.place, pair.dest)
             if batch_options.referrers:
                 attached = copy_referrers(
                     pair.src,
@@ -208,7 +217,7 @@ def run_batch(
                 stop.set()
             msg = exc.msg if isinstance(exc, OCIError) else "%s -> %s: %s" % (pair.src, pair.dest, describe_os_error(exc))
             # The image itself may have been written before a referrer failed: the entry still says so.
-            return _failure(pair, msg, result)
+            return _failure(pair, msg, result, batch.place)
 
     results: list = []
     if batch.pairs:

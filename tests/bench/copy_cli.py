@@ -1,4 +1,5 @@
-"""Run the batch engine once as its own process, the way skopeo runs: ``copy_cli.py SRC DEST [--include RE]`` or ``--images FILE``.
+"""Run the batch engine once as its own process, the way skopeo runs: ``copy_cli.py SRC DEST [--include RE]``, ``--images FILE``
+or ``--sync FILE DEST`` (a skopeo sync YAML file; ``--inventory FILE`` for air-gap exports and imports).
 
 The benchmark times this process against a skopeo process on the same work, so both pay
 their own start-up; Ansible's own overhead is measured separately.
@@ -32,6 +33,8 @@ def main() -> int:
     parser.add_argument("dest", nargs="?")
     parser.add_argument("--images", help="JSON file with a list of {src, dest}")
     parser.add_argument("--include", action="append", help="repository mode: tags.include")
+    parser.add_argument("--sync", help="a skopeo sync YAML file; the one positional argument is then the destination")
+    parser.add_argument("--inventory", help="air gap: the inventory file (read by an export into a bundle, written by an import)")
     parser.add_argument("--parallel", type=int, default=6)
     parser.add_argument("--parallel-images", type=int, default=4)
     parser.add_argument("--compression", choices=["gzip", "zstd", "zstd:chunked"])
@@ -41,6 +44,10 @@ def main() -> int:
     if args.images:
         with open(args.images) as handle:
             selection = Selection(images=json.load(handle))
+    elif args.sync:
+        from ansible_collections.oci.images.plugins.module_utils._mirror import read_sync_file
+
+        selection = Selection(sync=read_sync_file(args.sync), dest=args.src)
     else:
         selection = Selection(src=args.src, dest=args.dest, tags={"include": args.include} if args.include else None)
     # The batch engine image_copy runs: same pool, blob ledger, results.
@@ -52,7 +59,7 @@ def main() -> int:
             batch,
             dest_side,
             CopyOptions(parallel=args.parallel, compression=args.compression, compression_level=args.compression_level),
-            BatchOptions(parallel_images=args.parallel_images),
+            BatchOptions(parallel_images=args.parallel_images, inventory=args.inventory),
         )
     finally:
         close_clients()

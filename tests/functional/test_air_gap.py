@@ -139,6 +139,7 @@ def test_registry_to_bundle_to_another_registry_keeps_every_manifest_byte_for_by
     if form == "oci-archive":
         assert os.path.isfile(bundle)
         assert sorted(os.listdir(str(tmp_path))) == ["bundle.tar"], "the staging layout is removed once the archive is written"
+        assert sorted(r["dest"] for r in run.result["results"])[0] == "oci-archive:%s:%s/team/app:%s" % (bundle, upstream, TAGS[0])
         name = "%s/team/app:%s" % (upstream, TAGS[0])
         assert skopeo.inspect_raw("oci-archive:%s:%s" % (bundle, name)) == skopeo.inspect_raw("docker://" + name)
     other = fresh_registry()
@@ -305,3 +306,40 @@ def test_a_delta_bundle_imported_where_the_left_out_blobs_are_not_fails_before_w
     assert run.failed
     assert "2 problems in the images to import; nothing was written (no tag moved)" in run.result["msg"], run.result["msg"]
     assert __import__("requests").get("http://%s/v2/_catalog" % elsewhere.host, timeout=10).json()["repositories"] == []
+
+
+# --- parallel paths against registries that need a login --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["basic_registry", "token_registry"])
+def test_export_and_import_of_a_bundle_at_parallelism_8_with_a_login(upstream, request, skopeo, tmp_path, kind):
+    reg = request.getfixturevalue(kind)
+    login = {"username": reg.username, "password": reg.password, "ca_cert": reg.ca_cert}
+    src_login = {"src_" + k: v for k, v in login.items()}
+    dest_login = {"dest_" + k: v for k, v in login.items()}
+    seeded = run_module(
+        "image_copy",
+        dict(dest_login, src="docker://%s/team/app" % upstream, dest="docker://%s/air/app" % reg.host, src_validate_certs=False, parallel_images=8),
+    )
+    assert not seeded.failed, seeded.output
+    for i in range(5):  # eight images in all: the three tags above and five more repositories
+        extra = run_module(
+            "image_copy", dict(dest_login, src="docker://%s/tool:1" % upstream, dest="docker://%s/air/tool%d:1" % (reg.host, i), src_validate_certs=False)
+        )
+        assert not extra.failed, extra.output
+    spec = {reg.host: {"images": {"air/app": [], **{"air/tool%d" % i: ["1"] for i in range(5)}}}}
+    bundle = str(tmp_path / "bundle")
+    exported = run_module("image_copy", dict(src_login, sync=spec, dest="oci:" + bundle, parallel_images=8))
+    assert not exported.failed, exported.output
+    assert exported.result["copied"] == 8
+    with open(os.path.join(bundle, "index.json")) as handle:
+        assert len(yaml.safe_load(handle)["manifests"]) == 8, "every parallel writer's entry is in index.json"
+    imported = run_module("image_copy", dict(dest_login, src="oci:" + bundle, dest="docker://%s/back" % reg.host, parallel_images=8))
+    assert not imported.failed, imported.output
+    assert imported.result["copied"] == 8
+    expected = {"docker://%s/back/app:%s" % (reg.host, t): digest_of(skopeo.inspect_raw("docker://%s/team/app:%s" % (upstream, t))) for t in TAGS}
+    tool = digest_of(skopeo.inspect_raw("docker://%s/tool:1" % upstream))
+    expected.update({"docker://%s/back/tool%d:1" % (reg.host, i): tool for i in range(5)})
+    assert {r["dest"]: r["dest_digest_after"] for r in imported.result["results"]} == expected
+    again = run_module("image_copy", dict(dest_login, src="oci:" + bundle, dest="docker://%s/back" % reg.host, parallel_images=8))
+    assert (again.failed, again.changed, again.result["unchanged"]) == (False, False, 8), again.output

@@ -294,3 +294,53 @@ def test_role_mirrors_a_whole_registry_namespace_sliced_over_three_hosts(registr
         again = run_playbook(playbook, extra, inventory=inventory(tmp_path, ["worker-a", "worker-b", "worker-c"]))
         assert again.returncode == 0 and [h["changed"] for h in recap(again).values()] == [0, 0, 0], again.stdout
         assert len(manifest_puts(proxy)) == len(wanted)
+
+
+AIR_GAP_PLAYBOOK = """
+- hosts: all
+  gather_facts: false
+  roles:
+    - role: oci.images.mirror
+  post_tasks:
+    - name: Keep the copy result for the test
+      ansible.builtin.copy:
+        content: "{{ mirror_copy | to_json }}"
+        dest: "{{ result_file }}"
+      check_mode: false
+"""
+
+
+def test_role_exports_a_bundle_and_imports_it_with_check_mode_predicting_the_import(registry, fresh_registry, source, skopeo, tmp_path):
+    playbook = tmp_path / "air-gap.yml"
+    playbook.write_text(AIR_GAP_PLAYBOOK)
+    bundle = "oci-archive:%s" % (tmp_path / "bundle.tar")
+    inventory_file = str(tmp_path / "inventory.json")
+    other = fresh_registry()
+    # The same variables serve both plays; only mirror_air_gap differs.
+    common = {"mirror_sync": source, "mirror_bundle": bundle, "mirror_inventory": inventory_file, "mirror_dest": "%s/mirror" % other.host}
+
+    def play(mode: str, name: str, check: bool = False) -> dict:
+        result_file = str(tmp_path / (name + ".json"))
+        proc = run_playbook(str(playbook), dict(common, mirror_air_gap=mode, mirror_dest_validate_certs=False, result_file=result_file), check=check)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        with open(result_file) as handle:
+            return json.load(handle)
+
+    exported = play("export", "export")
+    assert exported["copied"] == len(TAGS) + 2
+    predicted = play("import", "predicted", check=True)
+    assert predicted["copied"] == len(TAGS) + 2
+    assert __import__("requests").get("http://%s/v2/_catalog" % other.host, timeout=10).json()["repositories"] == [], "check mode writes nothing"
+    imported = play("import", "imported")
+
+    def outcome(result: dict) -> list:
+        return sorted((r["dest"], r["changed"], r["dest_digest_after"], r["blobs"]["copied"], r["blobs"]["skipped"]) for r in result["results"])
+
+    assert outcome(predicted) == outcome(imported)
+    assert imported["copied"] == len(TAGS) + 2
+    for tag in TAGS:
+        assert skopeo.inspect_raw("docker://%s/mirror/app:%s" % (other.host, tag)) == skopeo.inspect_raw("docker://%s/role-src/app:%s" % (registry.host, tag))
+    again = play("import", "again")
+    assert (again["copied"], again["changed"]) == (0, False)
+    with open(inventory_file) as handle:
+        assert len(json.load(handle)["images"]) == len(TAGS) + 2
