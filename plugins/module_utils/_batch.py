@@ -22,7 +22,6 @@ from ._errors import OCIError, describe_os_error
 from ._mirror import CopyPair, TagSelection, is_repository, repository_pairs, select_repository_tags, slice_pairs, sync_pairs
 from ._options import ConnectionOptions
 from ._reference import ImageReference, parse_reference
-from ._referrers import COSIGN_SUFFIXES, copy_referrers
 from ._transports._table import open_source
 from ._trust import Trust
 
@@ -157,6 +156,8 @@ def _run_pairs(batch: Batch, dest_options: ConnectionOptions, options: CopyOptio
             result = copy_image(admission.source if admission else pair.src, pair.dest, pair.src_options, dest_options, options, check_mode=check_mode)
             result["src"] = str(pair.src)
             if batch_options.referrers:
+                from ._referrers import COSIGN_SUFFIXES, copy_referrers  # registries only: requests is imported then
+
                 attached = copy_referrers(
                     pair.src,
                     pair.dest,

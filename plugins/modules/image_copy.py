@@ -295,7 +295,6 @@ seealso:
     link: https://github.com/containers/skopeo/blob/main/docs/skopeo-copy.1.md
 requirements:
   - requests
-  - jsonschema
   - PyNaCl (only with O(sign_by_sigstore_private_key))
   - zstandard (only for zstd and zstd:chunked layers)
   - gpg (only for O(sign_by) and C(signedBy) policies)
