@@ -34,6 +34,7 @@ def main() -> int:
     parser.add_argument("--parallel-images", type=int, default=4)
     parser.add_argument("--compression", choices=["gzip", "zstd", "zstd:chunked"])
     parser.add_argument("--compression-level", type=int)
+    parser.add_argument("--blob-cache", help="image_copy's blob_cache_path (blob_cache: true)")
     args = parser.parse_args()
     if args.images:
         with open(args.images) as handle:
@@ -48,7 +49,7 @@ def main() -> int:
             batch,
             side,
             CopyOptions(parallel=args.parallel, compression=args.compression, compression_level=args.compression_level),
-            BatchOptions(parallel_images=args.parallel_images),
+            BatchOptions(parallel_images=args.parallel_images, blob_cache=args.blob_cache),
         )
     finally:
         close_clients()
