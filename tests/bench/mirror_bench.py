@@ -68,7 +68,9 @@ def measured_tree(cmd: list[str], env: dict | None = None) -> tuple[float, int, 
 
 def _ours(src: str, dest: str, include: str) -> tuple[float, int, str]:
     # Repository mode through the batch engine image_copy runs (copy_cli.py), as its own process.
-    return measured_tree([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "copy_cli.py"), src, dest, "--include", include])
+    from run import OWN_ENV
+
+    return measured_tree([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "copy_cli.py"), src, dest, "--include", include], OWN_ENV)
 
 
 def _ansible(args: dict) -> tuple[float, int, dict]:
