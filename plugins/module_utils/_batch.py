@@ -4,7 +4,8 @@
 
 ``resolve_batch`` turns the task's selection into copy pairs (listing tags where needed);
 ``run_batch`` runs them: images in parallel, one blob ledger for the whole batch (a layer
-shared by images of the batch crosses once per destination repository), referrers,
+shared by images of the batch crosses once per destination registry, and is mounted into its other
+repositories; with ``blob_cache``, places learned in earlier runs too), referrers,
 ``keep_going``, one result entry per image, the summary, the diff and the failure message.
 image_copy, the mirror role (through image_copy) and the benchmarks all run this code.
 """
@@ -16,13 +17,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from ._air_gap import verify_images
-from ._copy import BlobLedger, CopyOptions, copy_image
+from ._blob_reuse import BlobInfoCache, BlobLedger
+from ._copy import CopyOptions, copy_image
 from ._errors import OCIError, describe_os_error
 from ._inventory import add_imported, held_blobs, read_inventory, write_inventory
 from ._mirror import CopyPair, MirrorTarget, TagSelection, is_repository, local_pairs, repository_pairs, select_repository_tags, slice_pairs, sync_pairs
 from ._options import ConnectionOptions
 from ._reference import ImageReference, parse_reference
-from ._referrers import COSIGN_SUFFIXES, copy_referrers
 from ._transports._table import finish_many, images_in, open_source
 from ._trust import Trust
 
@@ -56,6 +57,8 @@ class BatchOptions:
     #: The inventory file of the air-gapped side (``_inventory``): read by an export into a bundle (only what the
     #: other side lacks is written), written by an import from a tree or bundle (what it now holds).
     inventory: str | None = None
+    #: The blob cache file (``_blob_reuse.BlobInfoCache``): where blobs were seen in earlier runs; None: this task only.
+    blob_cache: str | None = None
 
 
 @dataclass
@@ -161,8 +164,22 @@ def run_batch(
     check_mode: bool = False,
 ) -> dict:
     """Run every copy of the batch; returns the module result (without ``failed``/``msg``, see ``failure_message``)."""
+    cache = None
     if options.ledger is None:
-        options = replace(options, ledger=BlobLedger())
+        cache = BlobInfoCache(batch_options.blob_cache, read_only=check_mode) if batch_options.blob_cache else None
+        options = replace(options, ledger=BlobLedger(cache, read_only=check_mode))
+    try:
+        summary = _run_pairs(batch, dest_options, options, batch_options, check_mode)
+        options.ledger.flush()  # type: ignore[union-attr]
+    finally:
+        if cache is not None:
+            cache.close()
+    if cache is not None and cache.problem:
+        summary["warnings"] = [cache.problem]
+    return summary
+
+
+def _run_pairs(batch: Batch, dest_options: ConnectionOptions, options: CopyOptions, batch_options: BatchOptions, check_mode: bool) -> dict:
     if batch_options.referrers:
         local = next((p for p in batch.pairs if not (p.src.is_registry and p.dest.is_registry)), None)
         if local is not None:
@@ -196,6 +213,8 @@ def run_batch(
             result["src"] = str(pair.src)
             result["dest"] = _shown(batch.place, pair.dest)
             if batch_options.referrers:
+                from ._referrers import COSIGN_SUFFIXES, copy_referrers  # registries only: requests is imported then
+
                 attached = copy_referrers(
                     pair.src,
                     pair.dest,

@@ -17,6 +17,9 @@ description:
   - Blobs stream from source to destination and are verified with sha256 as they stream; a mismatch stops the copy
     before any manifest is written. Local destinations are written under a temporary name and renamed into place.
   - Blobs the destination already has are skipped; within one registry, blobs are mounted from the source repository.
+  - A blob that several images of the task need in one registry is read from the source once, uploaded into the first
+    repository and mounted into the others. With O(blob_cache), where blobs were seen is remembered between runs, so a
+    later task mounts them from any repository of the same registry instead of uploading them again.
 author:
   - oci.images maintainers (@oci-images)
 extends_documentation_fragment:
@@ -259,6 +262,22 @@ options:
         and with O(catalog) (where it is also how many repositories have their tags listed at the same time).
     type: int
     default: 4
+  blob_cache:
+    description:
+      - Remember between runs, in the file O(blob_cache_path), which repositories of which registries hold which blobs
+        (registry and repository names and digests only, never a credential or a token), and mount a blob from one of
+        them instead of uploading it, as skopeo's blob-info cache does. A mount that fails falls back to the upload.
+      - Off by default, so nothing outlives the task. Several tasks may use the same file at the same time.
+      - Check mode reads the file but never creates or changes it.
+    type: bool
+    default: false
+  blob_cache_path:
+    description:
+      - The file O(blob_cache) keeps (SQLite), created with mode C(0600) when missing.
+      - Defaults to C(oci.images/blob-info-cache.sqlite) under C($XDG_CACHE_HOME), or C(~/.cache) when that is not set,
+        on the host the task runs on.
+      - A file that cannot be used (unreadable, not writable, another format) gives a warning and the task goes on without it.
+    type: path
   keep_going:
     description:
       - With O(images), in repository mode, with O(sync) or O(sync_file) and with O(catalog), when a copy (or a repository's tag list)
@@ -350,7 +369,6 @@ seealso:
     link: https://github.com/containers/skopeo/blob/main/docs/skopeo-copy.1.md
 requirements:
   - requests
-  - jsonschema
   - PyNaCl (only with O(sign_by_sigstore_private_key))
   - zstandard (only for zstd and zstd:chunked layers)
   - gpg (only for O(sign_by) and C(signedBy) policies)
@@ -706,6 +724,8 @@ def main() -> None:
             parallel=dict(type="int", default=6),
             parallel_images=dict(type="int", default=4),
             keep_going=dict(type="bool", default=False),
+            blob_cache=dict(type="bool", default=False),
+            blob_cache_path=dict(type="path"),
             referrers=dict(type="bool", default=False),
             slice=dict(type="dict", options=dict(index=dict(type="int", required=True), count=dict(type="int", required=True))),
             signature_policy=dict(type="raw"),
@@ -737,6 +757,7 @@ def main() -> None:
 
     # Imported after the dependency check so a missing library gives a clear message.
     from ansible_collections.oci.images.plugins.module_utils._batch import BatchOptions, Selection, failure_message, resolve_batch, run_batch
+    from ansible_collections.oci.images.plugins.module_utils._blob_reuse import default_cache_path
     from ansible_collections.oci.images.plugins.module_utils._copy import CopyOptions
     from ansible_collections.oci.images.plugins.module_utils._media import parse_platform
     from ansible_collections.oci.images.plugins.module_utils._mirror import read_sync_file
@@ -805,6 +826,7 @@ def main() -> None:
                 referrers=params["referrers"],
                 trust=trust,
                 inventory=params["inventory"],
+                blob_cache=(params["blob_cache_path"] or default_cache_path()) if params["blob_cache"] else None,
             ),
             check_mode=module.check_mode,
         )

@@ -104,7 +104,6 @@ seealso:
     link: https://docs.podman.io/en/latest/markdown/podman-manifest.1.html
 requirements:
   - requests
-  - jsonschema
 """
 
 EXAMPLES = r"""

@@ -40,6 +40,7 @@ def main() -> int:
     parser.add_argument("--compression", choices=["gzip", "zstd", "zstd:chunked"])
     parser.add_argument("--compression-level", type=int)
     parser.add_argument("--split-size", help="oci-archive destinations in volumes of this size (image_copy's split_size)")
+    parser.add_argument("--blob-cache", help="image_copy's blob_cache_path (blob_cache: true)")
     args = parser.parse_args()
     if args.images:
         with open(args.images) as handle:
@@ -59,7 +60,7 @@ def main() -> int:
             batch,
             dest_side,
             CopyOptions(parallel=args.parallel, compression=args.compression, compression_level=args.compression_level),
-            BatchOptions(parallel_images=args.parallel_images, inventory=args.inventory),
+            BatchOptions(parallel_images=args.parallel_images, inventory=args.inventory, blob_cache=args.blob_cache),
         )
     finally:
         close_clients()

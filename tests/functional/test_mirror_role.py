@@ -344,3 +344,23 @@ def test_role_exports_a_bundle_and_imports_it_with_check_mode_predicting_the_imp
     assert (again["copied"], again["changed"]) == (0, False)
     with open(inventory_file) as handle:
         assert len(json.load(handle)["images"]) == len(TAGS) + 2
+
+
+def test_role_with_the_blob_cache_mounts_a_later_mirror_instead_of_uploading(registry, source, playbook, tmp_path):
+    """Three workers share one cache file; a second mirror into new repositories sends no blob, it mounts them all."""
+    workers = inventory(tmp_path, ["worker-a", "worker-b", "worker-c"])
+    cache = str(tmp_path / "blob-cache.sqlite")
+    with CountingProxy(registry.host) as proxy:
+
+        def mirror(prefix: str) -> None:
+            extra = {"mirror_sync": source, "mirror_dest": "%s/%s" % (proxy.host, prefix), "mirror_dest_validate_certs": False, "mirror_slice": True}
+            extra.update(mirror_blob_cache=True, mirror_blob_cache_path=cache)
+            proc = run_playbook(playbook, extra, inventory=workers)
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+
+        mirror("cached-first")
+        assert proxy.blob_uploads()
+        proxy.reset()
+        mirror("cached-second")
+        assert proxy.blob_uploads() == {}
+        assert proxy.blob_mounts() and len(manifest_puts(proxy)) == len(TAGS) + 2

@@ -123,13 +123,54 @@ def unregister(name: str) -> None:
         _table.pop(name, None)
 
 
+def _load_docker() -> None:
+    from . import _docker  # noqa: F401  pylint: disable=unused-import
+
+
+def _load_dir() -> None:
+    from . import _directory  # noqa: F401  pylint: disable=unused-import
+
+
+def _load_oci() -> None:
+    from . import _oci_layout  # noqa: F401  pylint: disable=unused-import
+
+
+def _load_oci_archive() -> None:
+    from . import _oci_archive  # noqa: F401  pylint: disable=unused-import
+
+
+def _load_docker_archive() -> None:
+    from . import _docker_archive  # noqa: F401  pylint: disable=unused-import
+
+
+def _load_daemon() -> None:
+    from . import _daemon  # noqa: F401  pylint: disable=unused-import
+
+
+def _load_storage() -> None:
+    from . import _storage  # noqa: F401  pylint: disable=unused-import
+
+
+# The built-in transports, each imported when first named (a task on docker:// never imports the archive or engine
+# code, one on oci: never imports requests). Each loader is a static import, so Ansible's module packer ships it.
+_BUILTIN = {
+    "docker": _load_docker,
+    "dir": _load_dir,
+    "oci": _load_oci,
+    "oci-archive": _load_oci_archive,
+    "docker-archive": _load_docker_archive,
+    "docker-daemon": _load_daemon,
+    "containers-storage": _load_storage,
+}
+_REGISTRY_BUILTIN = "docker"
+
+
 def _load_builtin() -> None:
     global _loaded
     if _loaded:
         return
-    # Each module registers its transport when imported.
-    from . import _daemon, _directory, _docker, _docker_archive, _oci_archive, _oci_layout, _storage  # noqa: F401  pylint: disable=unused-import
-
+    for load in _BUILTIN.values():
+        load()
     _loaded = True
 
 
@@ -142,9 +183,13 @@ def transports() -> list[Transport]:
 
 def find_transport(name: str) -> Transport | None:
     """The transport called ``name``, or None."""
-    _load_builtin()
     with _lock:
-        return _table.get(name)
+        found = _table.get(name)
+    if found is None and name in _BUILTIN and not _loaded:
+        _BUILTIN[name]()  # registers it
+        with _lock:
+            found = _table.get(name)
+    return found
 
 
 def transport_named(name: str) -> Transport:
@@ -157,6 +202,9 @@ def transport_named(name: str) -> Transport:
 
 def registry_transport() -> Transport:
     """The transport of references written without a transport (``fedora`` is ``docker://docker.io/library/fedora``)."""
+    builtin = find_transport(_REGISTRY_BUILTIN)
+    if builtin is not None and builtin.is_registry:
+        return builtin
     for transport in transports():
         if transport.is_registry:
             return transport
