@@ -24,7 +24,7 @@ from ._inventory import add_imported, held_blobs, read_inventory, write_inventor
 from ._mirror import CopyPair, MirrorTarget, TagSelection, is_repository, local_pairs, repository_pairs, select_repository_tags, slice_pairs, sync_pairs
 from ._options import ConnectionOptions
 from ._reference import ImageReference, parse_reference
-from ._transports._table import finish_many, images_in, open_source
+from ._transports._table import finish_many, images_in, open_source, prepare_many
 from ._trust import Trust
 
 
@@ -199,6 +199,8 @@ def _run_pairs(batch: Batch, dest_options: ConnectionOptions, options: CopyOptio
     if inventory_path and batch.place is not None:
         dest_options = replace(dest_options, held_blobs=held_blobs(read_inventory(inventory_path)))
     verified, needed = verify_images(batch.pairs, dest_options) if batch.source_place is not None else (None, {})
+    # What the place already holds is seen by the copies (in check mode, through where compare_at points them).
+    compare_at = prepare_many(batch.place, dest_options, check_mode) if batch.place is not None else None
     stop = threading.Event()
 
     def one(pair: CopyPair) -> dict | None:
@@ -209,7 +211,8 @@ def _run_pairs(batch: Batch, dest_options: ConnectionOptions, options: CopyOptio
         try:
             if trust is not None:
                 admission = trust.admit(pair.src, pair.dest, pair.src_options, dest_options, options, batch_options.referrers)
-            result = copy_image(admission.source if admission else pair.src, pair.dest, pair.src_options, dest_options, options, check_mode=check_mode)
+            dest = compare_at(pair.dest) if compare_at is not None else pair.dest
+            result = copy_image(admission.source if admission else pair.src, dest, pair.src_options, dest_options, options, check_mode=check_mode)
             result["src"] = str(pair.src)
             result["dest"] = _shown(batch.place, pair.dest)
             if batch_options.referrers:
@@ -245,7 +248,7 @@ def _run_pairs(batch: Batch, dest_options: ConnectionOptions, options: CopyOptio
     done = list(batch.failures) + [r for r in results if r is not None]
     failures = [r for r in done if r.get("failed")]
     if batch.place is not None and not failures and not check_mode and len(results) == len(batch.pairs):
-        finish_many(batch.place, dest_options)
+        finish_many(batch.place, dest_options, changed=any(r.get("changed") for r in done))
     if inventory_path and batch.source_place is not None and not check_mode:
         inventory = read_inventory(inventory_path)
         for pair, result in zip(batch.pairs, results):

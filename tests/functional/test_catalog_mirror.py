@@ -8,7 +8,9 @@ two cold runs into new prefixes, then no-op runs, then check mode into a prefix 
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import sys
 import uuid
 
@@ -50,6 +52,11 @@ def filled(basic_registry, token_registry, tmp_path_factory) -> dict:
             RegistryFiller(client).push_all(plan, parallel=4)
         found[kind] = (reg, namespace, {key: image["manifest_digest"] for key, image in images.items()})
     return found
+
+
+def file_sha256(path: str) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
 
 
 def inventory(tmp_path, filled) -> str:
@@ -188,7 +195,23 @@ def test_a_namespace_carried_in_one_bundle_arrives_with_the_same_digests(filled,
     assert not first.failed and first.changed, first.result.get("msg")
     wanted = {key: digest for key, digest in digests.items() if not key.startswith("scratch-") and not key.endswith(":dev")}
     assert first.result["copied"] == len(wanted)
-    assert reg.password not in first.output
+    # Results name the archive and each image's full reference in it, never the staging layout the archive is packed from.
+    assert sorted(r["dest"] for r in first.result["results"]) == sorted("oci-archive:%s:%s/%s/%s" % (bundle, reg.host, namespace, key) for key in wanted)
+    packed = file_sha256(bundle)
+    for check in (True, False):
+        # Again: the archive is unpacked to see what it holds (in check mode, compared in place), and left as it is.
+        again = run_module("image_copy", export, check=check)
+        assert (again.failed, again.changed, again.result["copied"], again.result["unchanged"]) == (False, False, 0, len(wanted)), again.result.get("msg")
+        assert file_sha256(bundle) == packed
+        assert sorted(os.listdir(str(tmp_path))) == ["carry.tar"], "no staging layout is left behind"
+    # One more tag upstream: the archive gets it, and keeps every image it held.
+    with client_of(reg) as client:
+        raw, media_type, _digest = client.get_manifest("%s/team/app" % namespace, "1.0")
+        client.put_manifest("%s/team/app" % namespace, "1.2", raw, media_type)
+    grown = run_module("image_copy", export)
+    assert (grown.result["copied"], grown.result["unchanged"]) == (1, len(wanted)), grown.result.get("msg")
+    wanted["team/app:1.2"] = digests["team/app:1.0"]
+    assert reg.password not in first.output + again.output
 
     run = uuid.uuid4().hex[:6]
     back = run_module("image_copy", dict(src="oci-archive:" + bundle, dest="%s/back-%s" % (registry.host, run), dest_validate_certs=False))

@@ -199,6 +199,10 @@ class OCIArchiveTransport(Transport):
 
     holds_many = "bundle"
 
+    def __init__(self):
+        #: Staging layouts unpacked from their archive by this process (prepare_many), packed again only when something changed.
+        self.unpacked: set[str] = set()
+
     def images_in(self, reference: ImageReference, options: ConnectionOptions) -> list[tuple[str, ImageReference]] | None:
         return bundle_images(self.name, reference, OCIArchiveSource(reference, options))
 
@@ -213,9 +217,37 @@ class OCIArchiveTransport(Transport):
         layout = replace(reference, transport=OCILayoutTransport.name, path=self.staging_layout(reference), ref_name=None, text="")
         return OCILayoutTransport().image_in(layout, name)
 
-    def finish_many(self, reference: ImageReference, options: ConnectionOptions) -> None:
+    def prepare_many(self, reference: ImageReference, options: ConnectionOptions, check_mode: bool):
+        """An archive already there holds images the task may name again: they must stay up to date, not be written again.
+
+        The archive (or its volumes) is unpacked into the staging layout, unless a staging layout is there already (a
+        failed run's, which holds it); the copies then find what it holds, and the packing keeps every image of it. In
+        check mode nothing is unpacked: each copy compares with the archive's image of the same name instead. An export
+        with an inventory (a delta bundle) starts from an empty layout, so it holds only what the other side lacks.
+        """
+        files = ArchiveFiles(reference.path or "", "oci-archive:%s" % reference.path, "any")
+        try:
+            if not files.exists():
+                return None
+            if check_mode:
+                return lambda dest: replace(reference, ref_name=dest.ref_name, text="")
+            layout = self.staging_layout(reference)
+            if options.held_blobs is not None or os.path.isdir(layout):
+                return None
+            _unpack(files, layout)
+            self.unpacked.add(layout)
+        finally:
+            files.close()
+        return None
+
+    def finish_many(self, reference: ImageReference, options: ConnectionOptions, changed: bool = True) -> None:
         layout = self.staging_layout(reference)
         if not os.path.isdir(layout):
+            return
+        if not changed and layout in self.unpacked:
+            # Unpacked from the archive by this task and nothing written since: the archive already holds every image.
+            self.unpacked.discard(layout)
+            shutil.rmtree(layout)
             return
         destination = OCIArchiveDestination(reference, options)
         try:
@@ -229,6 +261,35 @@ class OCIArchiveTransport(Transport):
 
     def open_destination(self, reference: ImageReference, options: ConnectionOptions) -> OCIArchiveDestination:
         return OCIArchiveDestination(reference, options)
+
+
+@local_io("unpacking the bundle to add to it")
+def _unpack(files: ArchiveFiles, layout: str) -> None:
+    """The archive's layout (index, oci-layout and blobs, each blob checked against its name) as the directory ``layout``.
+
+    Written under a temporary name beside it and renamed into place, so a half-unpacked layout is never taken for a staging one.
+    """
+    temp = layout + ".unpacking"
+    shutil.rmtree(temp, ignore_errors=True)
+    os.makedirs(os.path.join(temp, "blobs", "sha256"))
+    try:
+        for name in (INDEX_FILE, LAYOUT_FILE):
+            raw = files.read(name, MAX_MANIFEST_BYTES, files.context)
+            if raw is None:
+                why = "%s: %s has no %s: it is not an OCI archive; move it away or choose another path" % (files.context, files.root, name)
+                raise OCIError(why, files.context)
+            with open(os.path.join(temp, name), "wb") as handle:
+                handle.write(raw)
+        index = read_index(temp, files.context)
+        for digest in sorted(reachable_blobs(files.root, index.get("manifests") or [], files.context, files)):
+            if not files.has(blob_path(digest)):
+                continue  # a delta bundle leaves out what the other side holds; packing leaves it out again
+            with open_verified_blob(files, blob_path(digest), digest, None, files.context) as stream, open(os.path.join(temp, blob_path(digest)), "wb") as out:
+                shutil.copyfileobj(stream, out, 1 << 20)
+        os.rename(temp, layout)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
 
 
 register(OCIArchiveTransport())

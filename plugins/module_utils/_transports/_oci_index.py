@@ -166,9 +166,12 @@ def write_index(path: str, index: dict) -> None:
     sync_directory(path)
 
 
-def reachable_blobs(path: str, descriptors: list[dict], context: str) -> set[str]:
-    """Digests of every blob the descriptors reach: the manifests, an index's children, configs, layers."""
-    files = DirectoryFiles(path, context)
+def reachable_blobs(path: str, descriptors: list[dict], context: str, files=None) -> set[str]:
+    """Digests of every blob the descriptors reach: the manifests, an index's children, configs, layers.
+
+    Manifests are read from the layout directory ``path``, or from ``files`` (an archive's members) when given.
+    """
+    files = files if files is not None else DirectoryFiles(path, context)
     found: set[str] = set()
     pending = [d for d in descriptors if isinstance(d, dict) and d.get("digest")]
     while pending:

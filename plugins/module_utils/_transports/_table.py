@@ -89,9 +89,16 @@ class Transport:
         reference names one image."""
         return None
 
-    def finish_many(self, reference: ImageReference, options: ConnectionOptions) -> None:
+    def prepare_many(self, reference: ImageReference, options: ConnectionOptions, check_mode: bool):
+        """Before many images are written to the place ``reference`` names: make what it already holds visible to the
+        copies (a bundle archive is unpacked into its staging layout). Returns None, or in check mode a function giving,
+        for each destination the copies name, where to compare instead (check mode writes nothing, so nothing is staged)."""
+        return None
+
+    def finish_many(self, reference: ImageReference, options: ConnectionOptions, changed: bool = True) -> None:
         """After every image of a repository mode or sync task was written to the place ``reference`` names (none
-        failed, not in check mode): what is left to do, such as packing a staged bundle into its archive."""
+        failed, not in check mode): what is left to do, such as packing a staged bundle into its archive.
+        ``changed``: whether any image was written (an archive holding the same images is left as it is)."""
 
     def open_signatures(self, reference: ImageReference, options: ConnectionOptions, settings) -> SignatureStore | None:
         """Where images named by ``reference`` keep their signatures (``settings``: registries.d); None when nowhere."""
@@ -216,9 +223,14 @@ def images_in(reference: ImageReference, options: ConnectionOptions | None = Non
     return transport_named(reference.transport).images_in(reference, options or ConnectionOptions())
 
 
-def finish_many(reference: ImageReference, options: ConnectionOptions | None = None) -> None:
+def prepare_many(reference: ImageReference, options: ConnectionOptions, check_mode: bool):
+    """Get the place ``reference`` names ready for many images (see ``Transport.prepare_many``)."""
+    return transport_named(reference.transport).prepare_many(reference, options, check_mode)
+
+
+def finish_many(reference: ImageReference, options: ConnectionOptions | None = None, changed: bool = True) -> None:
     """Finish writing many images to the place ``reference`` names (see ``Transport.finish_many``)."""
-    transport_named(reference.transport).finish_many(reference, options or ConnectionOptions())
+    transport_named(reference.transport).finish_many(reference, options or ConnectionOptions(), changed)
 
 
 def open_source(reference: ImageReference, options: ConnectionOptions | None = None) -> ImageSource:
