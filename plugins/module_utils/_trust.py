@@ -14,17 +14,19 @@ destination already carries a valid signature by the same key for the same ident
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from . import _media
-from ._convert import convert_manifest
 from ._errors import LocalFormatError, NotFound, OCIError
 from ._options import CommandRunner, ConnectionOptions
-from ._plan import CopyOptions, effective_multi_arch, selected_instances
 from ._policy import ImageFacts, Named, Policy, PolicyRefused, PolicySession, evaluate, image_identity, parse_named
 from ._reference import ImageReference
 from ._signature_stores import RegistriesD, SignatureStore
 from ._signatures import SIGSTORE, SIGSTORE_SIGNATURE_ANNOTATION, SIMPLE_SIGNING, InvalidSignature, Signature, make_payload, parse_payload, sigstore_signature
 from ._transports._table import open_destination, open_source, transport_named
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._plan import CopyOptions
 
 TOP, INSTANCE = "top", "instance"
 
@@ -200,6 +202,8 @@ class Trust:
 
             checked, travel = [], []
             if _media.is_index(media_type):
+                from ._plan import effective_multi_arch, selected_instances  # copies only: image_info's listing needs neither
+
                 mode = effective_multi_arch(destination, options)
                 entries = selected_instances(doc, mode, options, str(src))
                 admission.index_copy = mode in ("all", "subset")
@@ -271,6 +275,8 @@ class Trust:
         doc, media_type = _media.parse_manifest(raw, media_type, context)
         if _media.is_index(media_type):
             return media_type != (_media.DOCKER_LIST if target == "v2s2" else _media.OCI_INDEX)
+        from ._convert import convert_manifest
+
         return convert_manifest(doc, media_type, target, context)[0] is not doc
 
     def _judge(self, src: ImageReference, scope: str, requirements: list, facts: list[ImageFacts]) -> dict:
