@@ -23,7 +23,7 @@ from ._mirror import CopyPair, MirrorTarget, TagSelection, is_repository, local_
 from ._options import ConnectionOptions
 from ._reference import ImageReference, parse_reference
 from ._referrers import COSIGN_SUFFIXES, copy_referrers
-from ._transports._table import finish_many, images_in, open_source
+from ._transports._table import finish_many, images_in, open_source, unfinished
 from ._trust import Trust
 
 
@@ -204,8 +204,12 @@ def run_batch(
             results = list(pool.map(one, batch.pairs))
     done = list(batch.failures) + [r for r in results if r is not None]
     failures = [r for r in done if r.get("failed")]
-    if batch.place is not None and not failures and not check_mode and len(results) == len(batch.pairs):
-        finish_many(batch.place, dest_options)
+    waiting = None
+    if batch.place is not None and not check_mode:
+        if not failures and len(results) == len(batch.pairs):
+            finish_many(batch.place, dest_options)
+        else:
+            waiting = unfinished(batch.place)
     if inventory_path and batch.source_place is not None and not check_mode:
         inventory = read_inventory(inventory_path)
         for pair, result in zip(batch.pairs, results):
@@ -227,6 +231,8 @@ def run_batch(
     }
     if verified is not None:
         summary["verified"] = verified
+    if waiting:
+        summary["unfinished"] = waiting
     if batch.single and ok:
         summary["digest"] = ok[0]["dest_digest_after"]
     return summary
@@ -251,4 +257,5 @@ def failure_message(summary: dict, single: bool) -> str | None:
     total = len(failures) + summary["copied"] + summary["unchanged"] + summary["not_attempted"]
     skipped = summary["not_attempted"]
     tail = " (%d not attempted after the first failure; set keep_going to copy the rest)" % skipped if skipped else ""
-    return "%d of %d copies failed%s: %s" % (len(failures), total, tail, "; ".join(parts))
+    waiting = "; %s" % summary["unfinished"] if summary.get("unfinished") else ""
+    return "%d of %d copies failed%s: %s%s" % (len(failures), total, tail, "; ".join(parts), waiting)

@@ -459,6 +459,12 @@ verified:
   returned: when O(src) is a local tree or bundle
   type: dict
   sample: {"blobs": 13, "bytes": 52480, "held_by_destination": 0}
+unfinished:
+  description:
+    - When O(dest) is an C(oci-archive:) bundle and a copy failed, why the archive was not written and where the images copied
+      so far wait for the next run.
+  returned: when an oci-archive bundle was left unfinished
+  type: str
 copied:
   description: How many images were copied (or would be, in check mode).
   returned: always

@@ -343,3 +343,19 @@ def test_export_and_import_of_a_bundle_at_parallelism_8_with_a_login(upstream, r
     assert {r["dest"]: r["dest_digest_after"] for r in imported.result["results"]} == expected
     again = run_module("image_copy", dict(dest_login, src="oci:" + bundle, dest="docker://%s/back" % reg.host, parallel_images=8))
     assert (again.failed, again.changed, again.result["unchanged"]) == (False, False, 8), again.output
+
+
+def test_an_interrupted_archive_export_says_where_its_images_wait_and_the_next_run_finishes_it(upstream, tmp_path):
+    host, _unused, namespace = upstream.partition("/")
+    archive = str(tmp_path / "bundle.tar")
+    spec = {host: {"images": {namespace + "/tool": ["1", "missing"], namespace + "/team/app": list(TAGS)}, "tls-verify": False}}
+    first = run_module("image_copy", {"sync": spec, "dest": "oci-archive:" + archive, "keep_going": True})
+    assert first.failed
+    staging = str(tmp_path / ".bundle.tar.oci-images-bundle")
+    assert "%s was not written; the images copied so far wait in %s, and the next run continues from them" % (archive, staging) in first.result["msg"]
+    assert not os.path.exists(archive) and os.path.isdir(staging)
+    spec[host]["images"][namespace + "/tool"] = ["1"]
+    second = run_module("image_copy", {"sync": spec, "dest": "oci-archive:" + archive})
+    assert not second.failed, second.output
+    assert (second.result["copied"], second.result["unchanged"]) == (0, 4)
+    assert sorted(os.listdir(str(tmp_path))) == ["bundle.tar"]

@@ -178,6 +178,12 @@ class OCIArchiveTransport(Transport):
         layout = replace(reference, transport=OCILayoutTransport.name, path=self.staging_layout(reference), ref_name=None, text="")
         return OCILayoutTransport().image_in(layout, name)
 
+    def unfinished(self, reference: ImageReference) -> str | None:
+        layout = self.staging_layout(reference)
+        if not os.path.isdir(layout):
+            return None
+        return "%s was not written; the images copied so far wait in %s, and the next run continues from them" % (reference.path, layout)
+
     def finish_many(self, reference: ImageReference, options: ConnectionOptions) -> None:
         layout = self.staging_layout(reference)
         if not os.path.isdir(layout):

@@ -91,6 +91,10 @@ class Transport:
         """After every image of a repository mode or sync task was written to the place ``reference`` names (none
         failed, not in check mode): what is left to do, such as packing a staged bundle into its archive."""
 
+    def unfinished(self, reference: ImageReference) -> str | None:
+        """What a user is told when ``finish_many`` did not run because a copy failed; None when nothing waits."""
+        return None
+
     def open_signatures(self, reference: ImageReference, options: ConnectionOptions, settings) -> SignatureStore | None:
         """Where images named by ``reference`` keep their signatures (``settings``: registries.d); None when nowhere."""
         return None
@@ -169,6 +173,11 @@ def images_in(reference: ImageReference, options: ConnectionOptions | None = Non
 def finish_many(reference: ImageReference, options: ConnectionOptions | None = None) -> None:
     """Finish writing many images to the place ``reference`` names (see ``Transport.finish_many``)."""
     transport_named(reference.transport).finish_many(reference, options or ConnectionOptions())
+
+
+def unfinished(reference: ImageReference) -> str | None:
+    """What waits in the place ``reference`` names when its batch failed (see ``Transport.unfinished``)."""
+    return transport_named(reference.transport).unfinished(reference)
 
 
 def open_source(reference: ImageReference, options: ConnectionOptions | None = None) -> ImageSource:
