@@ -19,7 +19,18 @@ from ._air_gap import verify_images
 from ._copy import BlobLedger, CopyOptions, copy_image
 from ._errors import OCIError, describe_os_error
 from ._inventory import add_imported, held_blobs, read_inventory, write_inventory
-from ._mirror import CopyPair, MirrorTarget, TagSelection, is_repository, local_pairs, repository_pairs, select_repository_tags, slice_pairs, sync_pairs
+from ._mirror import (
+    CopyPair,
+    LocalImages,
+    MirrorTarget,
+    TagSelection,
+    is_repository,
+    local_pairs,
+    repository_pairs,
+    select_repository_tags,
+    slice_pairs,
+    sync_pairs,
+)
 from ._options import ConnectionOptions
 from ._reference import ImageReference, parse_reference
 from ._referrers import COSIGN_SUFFIXES, copy_referrers
@@ -79,7 +90,18 @@ def resolve_batch(selection: Selection, src_options: ConnectionOptions, keep_goi
 
     if selection.sync is not None:
         failed = batch.failures.append if keep_going else None
-        batch.pairs = sync_pairs(selection.sync, selection.dest or "", src_options, list_tags, selection.scoped, selection.append_suffix, on_error=failed)
+        local = None
+        if selection.src:
+            # An import by the same spec as the export: every image read from the tree or bundle the export wrote.
+            src = parse_reference(selection.src)
+            held = None if src.is_registry else images_in(src, src_options)
+            if held is None:
+                raise OCIError("with sync, src names the tree or bundle an export of the same spec wrote, not one image: %s" % src, str(src))
+            local = LocalImages(src, held, selection.scoped)
+            batch.source_place = src
+        batch.pairs = sync_pairs(
+            selection.sync, selection.dest or "", src_options, list_tags, selection.scoped, selection.append_suffix, on_error=failed, local=local
+        )
     elif selection.images is not None:
         batch.pairs = [CopyPair(parse_reference(i["src"]), parse_reference(i["dest"]), src_options) for i in selection.images]
     else:
@@ -103,7 +125,7 @@ def resolve_batch(selection: Selection, src_options: ConnectionOptions, keep_goi
     if selection.slice is not None:
         batch.pairs = slice_pairs(batch.pairs, *selection.slice)
     if not batch.single and selection.dest:
-        batch.place = MirrorTarget.parse(selection.dest, "%s copies many images" % (selection.src or "sync")).place
+        batch.place = MirrorTarget.parse(selection.dest, "%s copies many images" % ("sync" if selection.sync is not None else selection.src)).place
     return batch
 
 

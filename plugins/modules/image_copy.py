@@ -47,6 +47,7 @@ options:
         C(skopeo sync --dest dir) writes them) and a bundle (C(oci:PATH) or C(oci-archive:PATH) without REF whose index names
         several images). Each image lands under the O(dest) registry prefix at the last path component of its name
         (its whole name with O(scoped)), or in the O(dest) tree or bundle. See the collection's docs/air-gap.md.
+      - With O(sync) or O(sync_file), the tree or bundle an export of that spec wrote, to read the images from (an air-gap import).
       - Required unless O(images), O(sync) or O(sync_file) is given.
     type: str
   dest:
@@ -111,7 +112,10 @@ options:
       - Keys of ours beside skopeo's pace one registry - C(requests-per-second), C(max-concurrent-requests) and
         C(rate-limit-floor), the meanings of O(requests_per_second), O(max_concurrent_requests) and O(rate_limit_floor).
       - Images land at O(dest)C(/<last path component>:tag), or at O(dest)C(/<registry>/<path>:tag) with O(scoped).
-      - Mutually exclusive with O(src), O(images) and O(sync_file).
+      - With O(src) naming a C(dir:) tree or a bundle that an export of the same spec wrote (an air-gap import), every image the spec
+        names is read from there instead of its registry (tags are listed from there too), verified first, and lands where a direct
+        mirror would put it. An image the spec names that is not there fails the task before anything is written.
+      - Mutually exclusive with O(images) and O(sync_file).
     type: dict
   sync_file:
     description:
@@ -657,8 +661,6 @@ def main() -> None:
             ["images", "src"],
             ["images", "dest"],
             ["sync", "sync_file"],
-            ["sync", "src"],
-            ["sync_file", "src"],
             ["images", "sync"],
             ["images", "sync_file"],
         ],

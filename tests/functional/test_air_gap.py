@@ -359,3 +359,25 @@ def test_an_interrupted_archive_export_says_where_its_images_wait_and_the_next_r
     assert not second.failed, second.output
     assert (second.result["copied"], second.result["unchanged"]) == (0, 4)
     assert sorted(os.listdir(str(tmp_path))) == ["bundle.tar"]
+
+
+@pytest.mark.parametrize("form", ["oci", "dir"])
+def test_an_import_by_the_same_sync_spec_reads_every_image_from_what_the_export_wrote(upstream, fresh_registry, skopeo, tmp_path, form):
+    carried = "%s:%s" % (form, tmp_path / "carried")
+    spec = bundle_spec(upstream)
+    assert not run_module("image_copy", {"sync": spec, "dest": carried}).failed
+    other = fresh_registry()
+    # The upstream registry is not asked: the spec's images, and its "all tags", come from what was carried.
+    imported = run_module("image_copy", {"sync": spec, "src": carried, "dest": "%s/mirror" % other.host, "dest_validate_certs": False})
+    assert not imported.failed, imported.output
+    assert imported.result["copied"] == 4 and imported.result["verified"]["blobs"] == 4 + 4 + 1  # configs, top layers, the base once
+    for name, source in [("app:%s" % t, "team/app:%s" % t) for t in TAGS] + [("tool:1", "tool:1")]:
+        assert skopeo.inspect_raw("docker://%s/mirror/%s" % (other.host, name)) == skopeo.inspect_raw("docker://%s/%s" % (upstream, source))
+    host, _unused, namespace = upstream.partition("/")
+    missing = {host: {"images": {namespace + "/team/app": ["1.0", "9.9"]}, "tls-verify": False}}
+    elsewhere = fresh_registry()
+    run = run_module("image_copy", {"sync": missing, "src": carried, "dest": "%s/mirror" % elsewhere.host, "dest_validate_certs": False})
+    assert run.failed
+    name = "%s/team/app:9.9" % upstream if form == "oci" else "app:9.9"
+    assert "%s is not in %s (it holds 4 images); export it again with this spec, or leave it out" % (name, carried) in run.result["msg"], run.result["msg"]
+    assert __import__("requests").get("http://%s/v2/_catalog" % elsewhere.host, timeout=10).json()["repositories"] == []
