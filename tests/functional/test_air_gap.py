@@ -381,3 +381,18 @@ def test_an_import_by_the_same_sync_spec_reads_every_image_from_what_the_export_
     name = "%s/team/app:9.9" % upstream if form == "oci" else "app:9.9"
     assert "%s is not in %s (it holds 4 images); export it again with this spec, or leave it out" % (name, carried) in run.result["msg"], run.result["msg"]
     assert __import__("requests").get("http://%s/v2/_catalog" % elsewhere.host, timeout=10).json()["repositories"] == []
+
+
+def test_skopeo_sync_dest_dir_refuses_the_tree_it_wrote_where_a_second_run_of_ours_updates_it(upstream, skopeo, tmp_path):
+    # docs/mirroring.md and docs/air-gap.md say so; this checks the claim about skopeo 1.9.3.
+    from skopeo import SkopeoFailed
+
+    theirs, ours = str(tmp_path / "theirs"), str(tmp_path / "ours")
+    args = ("sync", "--src", "docker", "--dest", "dir", "--src-tls-verify=false", upstream + "/tool", theirs)
+    skopeo.skopeo(*args)
+    with pytest.raises(SkopeoFailed, match="Refusing to overwrite destination directory"):
+        skopeo.skopeo(*args)
+    task = {"src": "docker://%s/tool" % upstream, "dest": "dir:" + ours, "src_validate_certs": False}
+    assert run_module("image_copy", task).result["copied"] == 1
+    again = run_module("image_copy", task)
+    assert (again.failed, again.changed, again.result["unchanged"]) == (False, False, 1)
