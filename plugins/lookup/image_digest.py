@@ -49,7 +49,6 @@ seealso:
   - module: oci.images.image_info
 requirements:
   - requests
-  - jsonschema
 """
 
 EXAMPLES = r"""

@@ -4,7 +4,8 @@
 
 ``resolve_batch`` turns the task's selection into copy pairs (listing tags where needed);
 ``run_batch`` runs them: images in parallel, one blob ledger for the whole batch (a layer
-shared by images of the batch crosses once per destination repository), referrers,
+shared by images of the batch crosses once per destination registry, and is mounted into its other
+repositories; with ``blob_cache``, places learned in earlier runs too), referrers,
 ``keep_going``, one result entry per image, the summary, the diff and the failure message.
 image_copy, the mirror role (through image_copy) and the benchmarks all run this code.
 """
@@ -16,7 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from ._air_gap import verify_images
-from ._copy import BlobLedger, CopyOptions, copy_image
+from ._blob_reuse import BlobInfoCache, BlobLedger
+from ._copy import CopyOptions, copy_image
 from ._errors import OCIError, describe_os_error
 from ._inventory import add_imported, held_blobs, read_inventory, write_inventory
 from ._mirror import (
@@ -33,14 +35,13 @@ from ._mirror import (
 )
 from ._options import ConnectionOptions
 from ._reference import ImageReference, parse_reference
-from ._referrers import COSIGN_SUFFIXES, copy_referrers
 from ._transports._table import finish_many, images_in, open_source, unfinished
 from ._trust import Trust
 
 
 @dataclass
 class Selection:
-    """What a task names; exactly one of ``src``, ``images`` or ``sync`` is set."""
+    """What a task names; exactly one of ``src``, ``images``, ``sync`` or ``catalog`` is set."""
 
     src: str | None = None
     dest: str | None = None
@@ -50,6 +51,9 @@ class Selection:
     scoped: bool = False
     append_suffix: str | None = None
     slice: tuple[int, int] | None = None  # (index, count)
+    #: A registry or a namespace of it (``host[:port][/namespace]``): every repository it holds, selected by ``repositories``.
+    catalog: str | None = None
+    repositories: dict | None = None
 
 
 @dataclass
@@ -64,6 +68,8 @@ class BatchOptions:
     #: The inventory file of the air-gapped side (``_inventory``): read by an export into a bundle (only what the
     #: other side lacks is written), written by an import from a tree or bundle (what it now holds).
     inventory: str | None = None
+    #: The blob cache file (``_blob_reuse.BlobInfoCache``): where blobs were seen in earlier runs; None: this task only.
+    blob_cache: str | None = None
 
 
 @dataclass
@@ -80,8 +86,11 @@ class Batch:
     source_place: ImageReference | None = None
 
 
-def resolve_batch(selection: Selection, src_options: ConnectionOptions, keep_going: bool = False) -> Batch:
-    """The copy pairs a selection names. A tag list that fails is that repository's failure with ``keep_going``."""
+def resolve_batch(selection: Selection, src_options: ConnectionOptions, keep_going: bool = False, parallel: int = 4) -> Batch:
+    """The copy pairs a selection names. A tag list that fails is that repository's failure with ``keep_going``.
+
+    ``parallel`` repositories of a catalog have their tags listed at the same time.
+    """
     batch = Batch()
 
     def list_tags(reference: ImageReference, options: ConnectionOptions) -> list[str]:
@@ -101,6 +110,21 @@ def resolve_batch(selection: Selection, src_options: ConnectionOptions, keep_goi
             batch.source_place = src
         batch.pairs = sync_pairs(
             selection.sync, selection.dest or "", src_options, list_tags, selection.scoped, selection.append_suffix, on_error=failed, local=local
+        )
+    elif selection.catalog is not None:
+        from ._catalog import catalog_pairs, parse_catalog_scope
+
+        batch.pairs = catalog_pairs(
+            parse_catalog_scope(selection.catalog),
+            selection.dest or "",
+            src_options,
+            list_tags,
+            TagSelection.from_option(selection.tags),
+            selection.repositories,
+            selection.scoped,
+            parallel,
+            on_error=batch.failures.append if keep_going else None,
+            created_of=lambda reference: _created_of(reference, src_options),
         )
     elif selection.images is not None:
         batch.pairs = [CopyPair(parse_reference(i["src"]), parse_reference(i["dest"]), src_options) for i in selection.images]
@@ -125,7 +149,7 @@ def resolve_batch(selection: Selection, src_options: ConnectionOptions, keep_goi
     if selection.slice is not None:
         batch.pairs = slice_pairs(batch.pairs, *selection.slice)
     if not batch.single and selection.dest:
-        batch.place = MirrorTarget.parse(selection.dest, "%s copies many images" % ("sync" if selection.sync is not None else selection.src)).place
+        batch.place = MirrorTarget.parse(selection.dest, "%s copies many images" % ("sync" if selection.sync is not None else selection.src or "catalog")).place
     return batch
 
 
@@ -162,8 +186,22 @@ def run_batch(
     check_mode: bool = False,
 ) -> dict:
     """Run every copy of the batch; returns the module result (without ``failed``/``msg``, see ``failure_message``)."""
+    cache = None
     if options.ledger is None:
-        options = replace(options, ledger=BlobLedger())
+        cache = BlobInfoCache(batch_options.blob_cache, read_only=check_mode) if batch_options.blob_cache else None
+        options = replace(options, ledger=BlobLedger(cache, read_only=check_mode))
+    try:
+        summary = _run_pairs(batch, dest_options, options, batch_options, check_mode)
+        options.ledger.flush()  # type: ignore[union-attr]
+    finally:
+        if cache is not None:
+            cache.close()
+    if cache is not None and cache.problem:
+        summary["warnings"] = [cache.problem]
+    return summary
+
+
+def _run_pairs(batch: Batch, dest_options: ConnectionOptions, options: CopyOptions, batch_options: BatchOptions, check_mode: bool) -> dict:
     if batch_options.referrers:
         local = next((p for p in batch.pairs if not (p.src.is_registry and p.dest.is_registry)), None)
         if local is not None:
@@ -197,6 +235,8 @@ def run_batch(
             result["src"] = str(pair.src)
             result["dest"] = _shown(batch.place, pair.dest)
             if batch_options.referrers:
+                from ._referrers import COSIGN_SUFFIXES, copy_referrers  # registries only: requests is imported then
+
                 attached = copy_referrers(
                     pair.src,
                     pair.dest,

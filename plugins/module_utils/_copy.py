@@ -3,9 +3,11 @@
 """The copy engine: a plan (``_plan.plan_copy``) carried out -> blobs -> manifests (children before index) -> commit.
 
 Blobs move in parallel through one retry budget each; a ledger shared by the images of a batch
-makes a blob cross once per place; ``predict_blobs`` counts the same way for check mode. The
-engine never asks which transport it holds: what differs is expressed by attributes of the
-destination (blob_scope, can_mount_from, identity) and of the source.
+(``_blob_reuse.BlobLedger``) makes a blob cross once per domain (a registry): other places of the
+domain (repositories) mount it from where it landed, or from where the source or an earlier run
+(the blob cache) says it is; ``predict_blobs`` counts the same way for check mode. The engine never
+asks which transport it holds: what differs is expressed by attributes of the destination
+(blob_scope, mount_from, identity) and of the source (blob_scope).
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ import tempfile
 import threading
 import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from functools import partial
 
+from ._blob_reuse import BlobLedger
 from ._compression import check_layer_bytes, compressing_reader, decompressing_reader
 from ._digest import VerifyingReader
-from ._errors import BlobsMissing, ConnectionFailure, LocalIOError
+from ._errors import BlobsMissing, ConnectionFailure, LocalIOError, OCIError
 from ._options import ConnectionOptions
 from ._plan import BlobTransfer, CopyOptions, CopyPlan, finish_manifest, plan_copy
 from ._reference import ImageReference
@@ -29,48 +33,6 @@ from ._transports._base import ImageDestination, ImageSource
 from ._transports._table import open_destination, open_source
 
 _SPOOL_CHUNK = 1024 * 1024
-
-
-class BlobLedger:
-    """Which blobs are landing, or have landed, where — across the images of one task.
-
-    Only for destinations whose blobs become visible on upload (``dest.blob_scope()`` not None):
-    the first copy that needs a blob uploads it, others needing the same blob there wait for it
-    and count it as skipped instead of uploading it again.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._events: dict = {}
-        self._landed: set = set()
-
-    def claim(self, key) -> threading.Event | None:
-        """None when the caller must transfer the blob (and then call ``done``); else an event to wait on."""
-        with self._lock:
-            event = self._events.get(key)
-            if event is None:
-                self._events[key] = threading.Event()
-                return None
-            return event
-
-    def done(self, key, landed: bool) -> None:
-        with self._lock:
-            event = self._events.pop(key) if not landed else self._events[key]
-            if landed:
-                self._landed.add(key)
-        event.set()
-
-    def landed(self, key) -> bool:
-        with self._lock:
-            return key in self._landed
-
-    def reserve(self, key) -> bool:
-        """Check mode's claim: True for the first caller for ``key`` (it would transfer the blob), False after."""
-        with self._lock:
-            if key in self._landed or key in self._events:
-                return False
-            self._landed.add(key)
-            return True
 
 
 class _Counters:
@@ -173,38 +135,107 @@ def _transfer_blob(
         return
     scope = dest.blob_scope()
     ledger = options.ledger if scope is not None and not blob.compress else None
-    if ledger is None:
+    if ledger is None or scope is None:
         _transfer_blob_once(source, dest, blob, counters, options.retries, cancelled)
         return
-    key = (scope, blob.dest_digest)
+    domain, place = scope
+    digest = blob.dest_digest or ""
     while True:
-        waiting = ledger.claim(key)
+        waiting = ledger.claim((domain, digest))
         if waiting is None:
-            break
-        waiting.wait()
-        if ledger.landed(key):
+            work = partial(_transfer_blob_once, source, dest, blob, counters, options.retries, cancelled, ledger)
+            _claimed(ledger, (domain, digest), domain, place, digest, work, cancelled)
+            return
+        if not waiting.is_set():
+            waiting.wait()
+            continue  # claimed again: landed (the event stays set) or not (the claim is free)
+        # Another copy of the task put it in this domain: here already, or mounted from there (once per place).
+        if ledger.known_here(domain, place, digest):
             counters.add("skipped")
             return
+        waiting = ledger.claim((domain, digest, place))
+        if waiting is None:
+            work = partial(_reuse_in_domain, source, dest, blob, counters, options.retries, cancelled, ledger)
+            _claimed(ledger, (domain, digest, place), domain, place, digest, work, cancelled)
+            return
+        waiting.wait()
+
+
+def _claimed(ledger: BlobLedger, key: tuple, domain: str, place: str, digest: str, work, cancelled: threading.Event) -> None:
+    """Do the work for a claim; the blob is then known in ``place`` and the claim's waiters go on."""
     landed = False
     try:
-        _transfer_blob_once(source, dest, blob, counters, options.retries, cancelled)
+        work()
         landed = not cancelled.is_set()
+        if landed:
+            ledger.record(domain, place, [digest])
     finally:
         ledger.done(key, landed)
 
 
-def _transfer_blob_once(source: ImageSource, dest: ImageDestination, blob: BlobTransfer, counters: _Counters, retries: int, cancelled: threading.Event) -> None:
-    """Make one blob present; every request made for it draws on one retry budget (see ``_retry``)."""
+def _reuse_in_domain(
+    source: ImageSource, dest: ImageDestination, blob: BlobTransfer, counters: _Counters, retries: int, cancelled: threading.Event, ledger: BlobLedger
+) -> None:
+    """The blob landed in another place of the domain: mount it from there, else make it present as usual."""
+    domain, place = dest.blob_scope()  # type: ignore[misc]
+    digest = blob.dest_digest or ""
+    for other in ledger.candidates(domain, place, digest):
+        if _mount(dest, digest, other):
+            counters.add("mounted")
+            return
+        ledger.forget(domain, other, digest)
+    _transfer_blob_once(source, dest, blob, counters, retries, cancelled, ledger)
+
+
+def _source_place(source: ImageSource, dest: ImageDestination, blob: BlobTransfer) -> str | None:
+    """The source's place when the destination's domain holds it and the blob passes as stored (mountable from it)."""
+    scope, origin = dest.blob_scope(), source.blob_scope()
+    if scope is None or origin is None or origin[0] != scope[0] or origin[1] == scope[1]:
+        return None
+    return origin[1] if blob.data is None and not blob.decompress and not blob.compress else None
+
+
+def _mount(dest: ImageDestination, digest: str, place: str) -> bool:
+    """One mount; a refusal or an error falls back to the next way (the upload), silently."""
+    try:
+        return dest.mount_from(digest, place)
+    except OCIError:
+        return False
+
+
+def _transfer_blob_once(
+    source: ImageSource,
+    dest: ImageDestination,
+    blob: BlobTransfer,
+    counters: _Counters,
+    retries: int,
+    cancelled: threading.Event,
+    ledger: BlobLedger | None = None,
+) -> None:
+    """Make one blob present; every request made for it draws on one retry budget (see ``_retry``).
+
+    In order: a mount from the source's repository (within one registry a mount is one request whether or
+    not the blob is already there, so it goes first); what the destination has; a mount from a place the
+    ledger knows (this task's other repositories, then the blob cache's); the upload.
+    """
     context = "%s -> %s" % (source.reference, dest.reference)
     with shared_budget(retries) as budget:
         if not blob.compress:
-            # Within one registry a mount is one request whether or not the blob is already there, so it goes first.
-            if dest.can_mount_from(source) and dest.mount_blob(blob.dest_digest or "", source):
+            digest = blob.dest_digest or ""
+            origin = _source_place(source, dest, blob)
+            if origin is not None and _mount(dest, digest, origin):
                 counters.add("mounted")
                 return
-            if dest.has_blob(blob.dest_digest or "", blob.dest_size):
+            if dest.has_blob(digest, blob.dest_size):
                 counters.add("skipped")
                 return
+            scope = dest.blob_scope()
+            if ledger is not None and scope is not None:
+                for place in ledger.candidates(scope[0], scope[1], digest):
+                    if place != origin and _mount(dest, digest, place):
+                        counters.add("mounted")
+                        return
+                    ledger.forget(scope[0], place, digest)
         while True:
             try:
                 _send_blob(source, dest, blob, counters, context)
@@ -265,28 +296,44 @@ def execute_plan(plan: CopyPlan, source: ImageSource, dest: ImageDestination, op
                     _transfer_blob_once(source, dest, blob, counters, options.retries, cancelled)
             dest.put_manifest(write.raw, write.media_type, write.digest, write.top)
     dest.commit()
+    _remember_places(plan, source, dest, options.ledger)
     top = plan.manifests[-1].digest if dest.identity == "manifest" else plan.dest_digest_after
     return {"copied": counters.copied, "skipped": counters.skipped, "mounted": counters.mounted, "bytes": counters.bytes, "digest": top}
+
+
+def _remember_places(plan: CopyPlan, source: ImageSource, dest: ImageDestination, ledger: BlobLedger | None) -> None:
+    """After a copy: every blob of the image is in the destination's place, the source's blobs in the source's."""
+    if ledger is None:
+        return
+    scope, origin = dest.blob_scope(), source.blob_scope()
+    if scope is not None:
+        ledger.record(scope[0], scope[1], [b.dest_digest for b in plan.blobs if b.dest_digest])
+    if origin is not None:
+        ledger.record(origin[0], origin[1], [b.digest for b in plan.blobs if b.data is None])
 
 
 def predict_blobs(plan: CopyPlan, dest: ImageDestination, source: ImageSource, ledger: BlobLedger | None = None) -> dict:
     """What a real run would do with each blob, asked read-only (check mode).
 
-    It follows ``_transfer_blob``: a blob another copy of the batch already moves to the same place
-    counts as skipped (the ledger), then a mount within one registry, then what the destination has.
+    It follows ``_transfer_blob``: a blob another copy of the batch already moves into the same domain counts
+    as skipped (same place) or mounted (the ledger), then a mount from the source's repository, then what the
+    destination has, then a mount from a place the ledger or the blob cache knows.
     """
     counts = {"copied": 0, "skipped": 0, "mounted": 0}
     scope = dest.blob_scope()
-    mount = dest.can_mount_from(source)
     for blob in plan.blobs:
-        if ledger is not None and scope is not None and not blob.compress and not ledger.reserve((scope, blob.dest_digest)):
-            counts["skipped"] += 1
-        elif not blob.compress and mount:
-            counts["mounted"] += 1
-        elif not blob.compress and blob.dest_digest and dest.has_blob(blob.dest_digest, blob.dest_size):
-            counts["skipped"] += 1
-        else:
-            counts["copied"] += 1
+        digest = blob.dest_digest or ""
+        if blob.compress or scope is None:
+            counts["copied" if blob.compress or not digest or not dest.has_blob(digest, blob.dest_size) else "skipped"] += 1
+            continue
+        answer = ledger.reserve(scope[0], scope[1], digest) if ledger is not None else None
+        if answer is None and _source_place(source, dest, blob) is not None:
+            answer = "mounted"
+        if answer is None and dest.has_blob(digest, blob.dest_size):
+            answer = "skipped"
+        if answer is None and ledger is not None and ledger.candidates(scope[0], scope[1], digest):
+            answer = "mounted"
+        counts[answer or "copied"] += 1
     return counts
 
 

@@ -4,21 +4,19 @@
 
 from __future__ import annotations
 
-import importlib
-import traceback
+import importlib.util
 
 # Import name -> package name on PyPI.
-REQUIRED = {"requests": "requests", "jsonschema": "jsonschema"}
+REQUIRED = {"requests": "requests"}
 # Needed only by some options or images (sigstore private keys, zstd layers); checked when those are met.
 OPTIONAL = {"nacl": "PyNaCl", "zstandard": "zstandard"}
 
 
 def missing_libraries(names: tuple[str, ...] = tuple(REQUIRED)) -> list[tuple[str, str]]:
-    """(PyPI name, import traceback) for each library in ``names`` that cannot be imported."""
+    """(PyPI name, why) for each library in ``names`` that is not installed."""
     missing = []
     for name in names:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            missing.append((REQUIRED.get(name) or OPTIONAL.get(name, name), traceback.format_exc()))
+        # Found, not imported: a task that never talks to a registry never pays for importing requests.
+        if importlib.util.find_spec(name) is None:
+            missing.append((REQUIRED.get(name) or OPTIONAL.get(name, name), "No module named %r" % name))
     return missing

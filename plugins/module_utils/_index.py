@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from . import _media
+from ._blob_reuse import BlobLedger
 from ._convert import go_json, rewrite_index
-from ._copy import BlobLedger, CopyOptions, execute_plan, plan_copy, predict_blobs
+from ._copy import CopyOptions, execute_plan, plan_copy, predict_blobs
 from ._errors import LocalFormatError, NotFound, OCIError, Unsupported
 from ._options import ConnectionOptions
 from ._reference import ImageReference

@@ -4,25 +4,16 @@
 
 Every document read from anywhere goes through ``parse_manifest`` or ``parse_config``:
 size-limited, JSON-decoded, its real media type decided, and checked against a schema of
-our own (jsonschema) so the rest of the code can trust the shape it indexes into.
+our own so the rest of the code can trust the shape it indexes into.
 """
 
 from __future__ import annotations
 
 import json
 import platform as _host
-import traceback
+import re
 
-from ._errors import InvalidManifest, InvalidReference, NotFound, Unsupported
-
-try:
-    import jsonschema
-
-    HAS_JSONSCHEMA = True
-    JSONSCHEMA_IMPORT_ERROR = None
-except ImportError:
-    HAS_JSONSCHEMA = False
-    JSONSCHEMA_IMPORT_ERROR = traceback.format_exc()
+from ._errors import InvalidManifest, InvalidReference, NotFound
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -281,13 +272,49 @@ def parse_manifest(raw: bytes, media_type: str | None, context: str) -> tuple[di
 
 
 def _validate(doc: dict, schema: dict, media_type: str, context: str) -> None:
-    if not HAS_JSONSCHEMA:
-        raise Unsupported("%s: validating manifests needs the Python library jsonschema, which is not installed" % context, context)
-    errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(doc), key=lambda e: list(e.absolute_path))
+    errors: list[tuple[list, str]] = []
+    _check(doc, schema, [], errors)
     if errors:
-        first = errors[0]
-        where = "/".join(str(p) for p in first.absolute_path) or "(top level)"
-        raise InvalidManifest("%s: invalid %s at %s: %s" % (context, media_type, where, first.message), context)
+        path, message = min(errors, key=lambda e: [(0, p) if isinstance(p, int) else (1, p) for p in e[0]])
+        where = "/".join(str(p) for p in path) or "(top level)"
+        raise InvalidManifest("%s: invalid %s at %s: %s" % (context, media_type, where, message), context)
+
+
+_TYPES = {
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: not isinstance(v, bool) and (isinstance(v, int) or (isinstance(v, float) and v.is_integer())),
+}
+
+
+def _check(value, schema: dict, path: list, errors: list) -> None:
+    """The JSON Schema subset the manifest schemas above use (type, required, properties, additionalProperties,
+    items, pattern, minimum, const), with jsonschema's messages; importing jsonschema cost more than a module's work."""
+    for keyword, rule in schema.items():
+        if keyword == "type" and not _TYPES[rule](value):
+            errors.append((path, "%r is not of type %r" % (value, rule)))
+            return  # the other keywords of a wrong type say nothing more
+        if keyword == "const" and (value != rule or isinstance(value, bool) != isinstance(rule, bool)):
+            errors.append((path, "%r was expected" % (rule,)))
+        elif keyword == "pattern" and isinstance(value, str) and not re.search(rule, value):
+            errors.append((path, "%r does not match %r" % (value, rule)))
+        elif keyword == "minimum" and isinstance(value, (int, float)) and not isinstance(value, bool) and value < rule:
+            errors.append((path, "%r is less than the minimum of %r" % (value, rule)))
+        elif keyword == "required" and isinstance(value, dict):
+            errors.extend((path, "%r is a required property" % name) for name in rule if name not in value)
+        elif keyword == "properties" and isinstance(value, dict):
+            for name, sub in rule.items():
+                if name in value:
+                    _check(value[name], sub, [*path, name], errors)
+        elif keyword == "additionalProperties" and isinstance(value, dict):
+            known = schema.get("properties") or {}
+            for name, item in value.items():
+                if name not in known:
+                    _check(item, rule, [*path, name], errors)
+        elif keyword == "items" and isinstance(value, list):
+            for index, item in enumerate(value):
+                _check(item, rule, [*path, index], errors)
 
 
 def parse_config(raw: bytes, context: str) -> dict:

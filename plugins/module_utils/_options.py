@@ -38,6 +38,8 @@ class ConnectionOptions:
     rate_limit_max_wait: float = DEFAULT_RATE_LIMIT_MAX_WAIT
     # registries.conf: None finds it as podman does, False ignores it, a path reads that file.
     registries_conf: str | bool | None = None
+    # Archive destinations that can be split (see _transports/_volumes.py): the largest volume in bytes; None writes one file.
+    split_size: int | None = None
     # The prefix of the module options these came from ("src_", "dest_" or ""), so messages name the option a user can
     # set for that side. Part of the identity: the two sides of a copy never share a client (nor its messages).
     option_prefix: str = ""

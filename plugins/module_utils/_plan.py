@@ -28,7 +28,7 @@ from ._errors import LocalFormatError, NotFound, OCIError, Unsupported
 from ._transports._base import ImageDestination, ImageSource
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._copy import BlobLedger
+    from ._blob_reuse import BlobLedger
 
 # A layer already compressed so needs no conversion: zstd:chunked is zstd too (as containers/image judges it).
 _SATISFIES = {GZIP: (GZIP,), ZSTD: (ZSTD, ZSTD_CHUNKED), ZSTD_CHUNKED: (ZSTD_CHUNKED,)}

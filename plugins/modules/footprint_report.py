@@ -23,6 +23,7 @@ extends_documentation_fragment:
   - oci.images._auth
   - oci.images._tls
   - oci.images._retry
+  - oci.images._upstreams
   - oci.images._attributes
   - oci.images._attributes.ACTIONGROUP
 attributes:
@@ -81,6 +82,16 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+rate_limit_waits:
+  description:
+    - Per registry host that made the task wait, or that reported a rate-limit quota - how many requests waited,
+      the wall time during which at least one did (seconds), the longest single wait, why (C(rate_limit) for the quota
+      and O(rate_limit_floor), C(retry_after), C(requests_per_second), C(concurrency)), and the last quota it reported.
+    - Empty when no registry made the task wait or reported a quota.
+  returned: always
+  type: dict
+  sample: {"registry-1.docker.io": {"waits": 12, "seconds": 41.5, "longest": 6.2, "reasons": {"rate_limit": 12},
+           "quota": {"limit": 100, "remaining": 3, "window": 21600}}}
 dest:
   description: The file written.
   returned: always

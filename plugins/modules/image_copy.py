@@ -17,6 +17,9 @@ description:
   - Blobs stream from source to destination and are verified with sha256 as they stream; a mismatch stops the copy
     before any manifest is written. Local destinations are written under a temporary name and renamed into place.
   - Blobs the destination already has are skipped; within one registry, blobs are mounted from the source repository.
+  - A blob that several images of the task need in one registry is read from the source once, uploaded into the first
+    repository and mounted into the others. With O(blob_cache), where blobs were seen is remembered between runs, so a
+    later task mounts them from any repository of the same registry instead of uploading them again.
 author:
   - oci.images maintainers (@oci-images)
 extends_documentation_fragment:
@@ -48,13 +51,13 @@ options:
         several images). Each image lands under the O(dest) registry prefix at the last path component of its name
         (its whole name with O(scoped)), or in the O(dest) tree or bundle. See the collection's docs/air-gap.md.
       - With O(sync) or O(sync_file), the tree or bundle an export of that spec wrote, to read the images from (an air-gap import).
-      - Required unless O(images), O(sync) or O(sync_file) is given.
+      - Required unless O(images), O(sync), O(sync_file) or O(catalog) is given.
     type: str
   dest:
     description:
       - Where to copy it, in the same syntax. Supported destinations are C(docker://), C(dir:), C(oci:), C(oci-archive:), C(docker-archive:),
         C(docker-daemon:name:tag) and C(containers-storage:name:tag).
-      - In repository mode, a registry repository without a tag. With O(sync) or O(sync_file), a registry prefix
+      - In repository mode, a registry repository without a tag. With O(sync), O(sync_file) or O(catalog), a registry prefix
         such as V(registry.example.com/mirror).
       - In repository mode, with O(sync) or O(sync_file), and from a local tree or bundle, also a local place for many images -
         C(dir:PATH) writes one directory per image, C(PATH/<last path component>:tag) (C(PATH/<registry>/<path>:tag) with O(scoped)),
@@ -78,10 +81,46 @@ options:
         description: Destination reference.
         type: str
         required: true
+  catalog:
+    description:
+      - A whole registry, or a namespace of it (V(registry.example.com), V(registry.example.com/team), V(127.0.0.1:5000)), to mirror
+        into the registry prefix O(dest) in one task - every repository its catalog (C(GET /v2/_catalog)) lists, chosen by O(repositories),
+        and in each the tags chosen by O(tags) (every tag without it).
+      - A repository keeps its whole path under O(dest) - V(registry.example.com/team/app:1.2) lands at O(dest)C(/team/app:1.2), or at
+        O(dest)C(/registry.example.com/team/app:1.2) with O(scoped) - so a registry mirrored to a bare host (O(dest=mirror.example.com))
+        keeps its repository names, and repositories of different namespaces never collide.
+      - Tags of O(parallel_images) repositories are listed at the same time, and images copied O(parallel_images) at a time, sharing
+        one blob ledger, as with O(sync). O(slice) splits the images over several hosts.
+      - Registries that list their repositories only to an administrator, or not at all, fail saying so; give the list in
+        O(repositories.names) instead.
+      - O(dest) may also be a local C(dir:) tree (each repository under its whole path) or a bundle (C(oci:PATH), C(oci-archive:PATH)),
+        where every image is named by its full reference; see the collection's docs/air-gap.md.
+      - Mutually exclusive with O(src), O(images), O(sync) and O(sync_file).
+    type: str
+  repositories:
+    description:
+      - With O(catalog), which repositories to mirror. Without it, every repository of the registry (or namespace).
+    type: dict
+    suboptions:
+      include:
+        description: Regular expressions; a repository is a candidate when one of them matches its whole name (V(team/app)). All when not given.
+        type: list
+        elements: str
+      exclude:
+        description: Regular expressions; a repository matching one of them as a whole is left out, even when an O(repositories.include) matches.
+        type: list
+        elements: str
+      names:
+        description:
+          - The repositories to start from instead of the catalog, for registries that do not list theirs (names without the host).
+            O(repositories.include), O(repositories.exclude) and a namespace in O(catalog) still apply.
+        type: list
+        elements: str
   tags:
     description:
       - With O(src) naming a registry repository (no tag, no digest), which of its tags to copy; each lands under the same tag
         in the O(dest) repository. Without O(tags), every tag is copied.
+      - With O(catalog), which tags of each repository to copy.
       - Note that O(src) without a tag means the whole repository here, not C(:latest) as in C(skopeo copy).
     type: dict
     suboptions:
@@ -125,6 +164,7 @@ options:
     description:
       - With O(sync) or O(sync_file), in repository mode into a C(dir:) tree, and from a local tree or bundle, keep the full
         source path (registry included) under O(dest), like C(skopeo sync --scoped). Images in a bundle are always named in full.
+      - With O(catalog), put the source registry's host between O(dest) and the repository path.
     type: bool
     default: false
   append_suffix:
@@ -191,6 +231,20 @@ options:
       - Default for zstd is V(3), as skopeo. Default for gzip is V(1) - zlib at level 1 writes layers about the size skopeo's gzip
         writes at its default level, twice as fast as zlib's level 6; V(6) to V(9) write smaller layers, more slowly.
     type: int
+  split_size:
+    description:
+      - Write an C(oci-archive:PATH) destination as numbered volumes C(PATH.000), C(PATH.001), ... of at most this many bytes each,
+        plus C(PATH.volumes.json), which lists the volumes with the size and sha256 of each - for media with a file-size limit.
+      - Bytes, or a number with V(K), V(M), V(G) or V(T) (powers of 1024), such as V(700M). FAT32 holds files up to one byte less
+        than 4 GiB, so give V(4095M) there, not V(4G). At least 1024 bytes, at most 1000 volumes.
+      - C(cat PATH.??? > PATH) joins the volumes into the archive skopeo reads. An C(oci-archive:PATH) source whose volumes are there
+        (and PATH is not) reads them as one archive without joining them, after checking each against C(PATH.volumes.json);
+        a missing or damaged volume is named.
+      - The volumes are up to date when they hold the image and were written with the same O(split_size); then nothing is written.
+        Otherwise all volumes and the index are written under temporary names and put in place at the end, volumes past the new
+        last one and an unsplit archive at PATH are removed. Without O(split_size), writing PATH removes volumes of it.
+      - Only for C(oci-archive:) destinations (with O(images) and O(sync), every destination must be one).
+    type: raw
   preserve_digests:
     description:
       - Fail rather than write anything whose digest would differ from the source's.
@@ -208,13 +262,30 @@ options:
     default: 6
   parallel_images:
     description:
-      - How many images are copied at the same time, with O(images), in repository mode (one image per tag) and with O(sync) or O(sync_file).
+      - How many images are copied at the same time, with O(images), in repository mode (one image per tag), with O(sync) or O(sync_file)
+        and with O(catalog) (where it is also how many repositories have their tags listed at the same time).
     type: int
     default: 4
+  blob_cache:
+    description:
+      - Remember between runs, in the file O(blob_cache_path), which repositories of which registries hold which blobs
+        (registry and repository names and digests only, never a credential or a token), and mount a blob from one of
+        them instead of uploading it, as skopeo's blob-info cache does. A mount that fails falls back to the upload.
+      - Off by default, so nothing outlives the task. Several tasks may use the same file at the same time.
+      - Check mode reads the file but never creates or changes it.
+    type: bool
+    default: false
+  blob_cache_path:
+    description:
+      - The file O(blob_cache) keeps (SQLite), created with mode C(0600) when missing.
+      - Defaults to C(oci.images/blob-info-cache.sqlite) under C($XDG_CACHE_HOME), or C(~/.cache) when that is not set,
+        on the host the task runs on.
+      - A file that cannot be used (unreadable, not writable, another format) gives a warning and the task goes on without it.
+    type: path
   keep_going:
     description:
-      - With O(images), in repository mode and with O(sync) or O(sync_file), when a copy fails, go on with the others and fail at the end
-        listing every failure.
+      - With O(images), in repository mode, with O(sync) or O(sync_file) and with O(catalog), when a copy (or a repository's tag list)
+        fails, go on with the others and fail at the end listing every failure.
       - When V(false), the first failure stops the task (copies already running finish, no new one starts).
     type: bool
     default: false
@@ -302,7 +373,6 @@ seealso:
     link: https://github.com/containers/skopeo/blob/main/docs/skopeo-copy.1.md
 requirements:
   - requests
-  - jsonschema
   - PyNaCl (only with O(sign_by_sigstore_private_key))
   - zstandard (only for zstd and zstd:chunked layers)
   - gpg (only for O(sign_by) and C(signedBy) policies)
@@ -369,6 +439,17 @@ EXAMPLES = r"""
   oci.images.image_copy:
     sync_file: /etc/mirror/sync.yaml
     dest: registry.example.com/mirror
+    keep_going: true
+
+- name: Mirror a whole namespace of an internal registry, release tags only, keeping repository names
+  oci.images.image_copy:
+    catalog: registry.internal.example.com/team
+    repositories:
+      exclude: ["team/scratch-.*"]
+    tags:
+      include: ["v?[0-9]+[.][0-9]+[.][0-9]+"]
+    dest: registry.example.com/mirror
+    parallel_images: 8
     keep_going: true
 
 - name: Save every tag of a repository as the dir tree skopeo sync --dest dir writes (app:1.0, app:1.1, ...)
@@ -613,6 +694,8 @@ results:
       seconds: 1.52
 """
 
+from dataclasses import replace
+
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.oci.images.plugins.module_utils._errors import OCIError, describe_os_error
@@ -632,6 +715,11 @@ def main() -> None:
             tags=dict(type="dict"),
             sync=dict(type="dict"),
             sync_file=dict(type="path"),
+            catalog=dict(type="str"),
+            repositories=dict(
+                type="dict",
+                options=dict(include=dict(type="list", elements="str"), exclude=dict(type="list", elements="str"), names=dict(type="list", elements="str")),
+            ),
             scoped=dict(type="bool", default=False),
             append_suffix=dict(type="str"),
             inventory=dict(type="path"),
@@ -640,11 +728,14 @@ def main() -> None:
             format=dict(type="str", choices=["oci", "v2s2"]),
             compression=dict(type="str", choices=["gzip", "zstd", "zstd:chunked"]),
             compression_level=dict(type="int"),
+            split_size=dict(type="raw"),
             preserve_digests=dict(type="bool", default=False),
             force=dict(type="bool", default=False),
             parallel=dict(type="int", default=6),
             parallel_images=dict(type="int", default=4),
             keep_going=dict(type="bool", default=False),
+            blob_cache=dict(type="bool", default=False),
+            blob_cache_path=dict(type="path"),
             referrers=dict(type="bool", default=False),
             slice=dict(type="dict", options=dict(index=dict(type="int", required=True), count=dict(type="int", required=True))),
             signature_policy=dict(type="raw"),
@@ -663,12 +754,18 @@ def main() -> None:
             ["sync", "sync_file"],
             ["images", "sync"],
             ["images", "sync_file"],
+            ["catalog", "src"],
+            ["catalog", "images"],
+            ["catalog", "sync"],
+            ["catalog", "sync_file"],
         ],
-        required_one_of=[["src", "images", "sync", "sync_file"]],
+        required_one_of=[["src", "images", "sync", "sync_file", "catalog"]],
+        required_by={"repositories": "catalog"},
     )
 
     # Imported after the dependency check so a missing library gives a clear message.
     from ansible_collections.oci.images.plugins.module_utils._batch import BatchOptions, Selection, failure_message, resolve_batch, run_batch
+    from ansible_collections.oci.images.plugins.module_utils._blob_reuse import default_cache_path
     from ansible_collections.oci.images.plugins.module_utils._copy import CopyOptions
     from ansible_collections.oci.images.plugins.module_utils._media import parse_platform
     from ansible_collections.oci.images.plugins.module_utils._mirror import read_sync_file
@@ -678,8 +775,8 @@ def main() -> None:
     params = module.params
     if params["parallel"] < 1 or params["parallel_images"] < 1:
         module.fail_json(msg="parallel and parallel_images must be at least 1")
-    if (params["src"] or params["sync"] or params["sync_file"]) and not params["dest"]:
-        module.fail_json(msg="dest is required with src, sync or sync_file")
+    if (params["src"] or params["sync"] or params["sync_file"] or params["catalog"]) and not params["dest"]:
+        module.fail_json(msg="dest is required with src, sync, sync_file or catalog")
     if params["referrers"] and (params["format"] or params["platforms"] or params["multi_arch"] == "system" or params["compression"]):
         module.fail_json(msg="referrers name their subject by digest: they cannot stay attached with format, compression, platforms or multi_arch: system")
     if params["signature_policy"] is not None and not isinstance(params["signature_policy"], (str, dict)):
@@ -688,6 +785,10 @@ def main() -> None:
     dest_options = side_options(module, "dest_")
     trust = None
     try:
+        if params["split_size"] is not None:
+            from ansible_collections.oci.images.plugins.module_utils._transports._volumes import parse_size
+
+            dest_options = replace(dest_options, split_size=parse_size(params["split_size"]))
         # Policy, registries.d and keys are read (and passphrases checked) before anything is copied.
         trust = trust_from_options(
             params["signature_policy"],
@@ -719,8 +820,10 @@ def main() -> None:
             scoped=params["scoped"],
             append_suffix=params["append_suffix"],
             slice=(params["slice"]["index"], params["slice"]["count"]) if params["slice"] else None,
+            catalog=params["catalog"],
+            repositories=params["repositories"],
         )
-        batch = resolve_batch(selection, src_options, keep_going=params["keep_going"])
+        batch = resolve_batch(selection, src_options, keep_going=params["keep_going"], parallel=params["parallel_images"])
         summary = run_batch(
             batch,
             dest_options,
@@ -731,6 +834,7 @@ def main() -> None:
                 referrers=params["referrers"],
                 trust=trust,
                 inventory=params["inventory"],
+                blob_cache=(params["blob_cache_path"] or default_cache_path()) if params["blob_cache"] else None,
             ),
             check_mode=module.check_mode,
         )
@@ -738,7 +842,7 @@ def main() -> None:
     except OCIError as exc:
         module.fail_json(msg=exc.msg)
     except OSError as exc:  # a file the transport did not expect to fail: still a message, not a traceback
-        module.fail_json(msg="%s: %s" % (params["src"] or params["sync_file"] or "images", describe_os_error(exc)))
+        module.fail_json(msg="%s: %s" % (params["src"] or params["sync_file"] or params["catalog"] or "images", describe_os_error(exc)))
     finally:
         if trust is not None:
             trust.close()

@@ -121,7 +121,6 @@ seealso:
     link: https://github.com/containers/skopeo/blob/main/docs/skopeo-delete.1.md
 requirements:
   - requests
-  - jsonschema
 """
 
 EXAMPLES = r"""

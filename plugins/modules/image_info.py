@@ -143,7 +143,6 @@ seealso:
     link: https://github.com/containers/skopeo/blob/main/docs/skopeo-inspect.1.md
 requirements:
   - requests
-  - jsonschema
 """
 
 EXAMPLES = r"""

@@ -99,6 +99,16 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+rate_limit_waits:
+  description:
+    - Per registry host that made the task wait, or that reported a rate-limit quota - how many requests waited,
+      the wall time during which at least one did (seconds), the longest single wait, why (C(rate_limit) for the quota
+      and O(rate_limit_floor), C(retry_after), C(requests_per_second), C(concurrency)), and the last quota it reported.
+    - Empty when no registry made the task wait or reported a quota (always, as this module reaches no registry).
+  returned: always
+  type: dict
+  sample: {"registry-1.docker.io": {"waits": 12, "seconds": 41.5, "longest": 6.2, "reasons": {"rate_limit": 12},
+           "quota": {"limit": 100, "remaining": 3, "window": 21600}}}
 private_key_path:
   description: The private key file.
   returned: always

@@ -29,7 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 
 from images import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, add_to_index, canonical_json, write_blob  # noqa: E402
-from run import SKOPEO, machine, timed  # noqa: E402
+from run import OWN_ENV, SKOPEO, machine, timed  # noqa: E402
 
 MiB = 1024 * 1024
 
@@ -117,7 +117,7 @@ def check_converted(layout: str, target: str, who: str) -> None:
 
 
 def ours(src: str, dest: str, compression: str) -> tuple[float, int]:
-    return timed([sys.executable, os.path.join(HERE, "copy_cli.py"), "--compression", compression, src, dest])
+    return timed([sys.executable, os.path.join(HERE, "copy_cli.py"), "--compression", compression, src, dest], OWN_ENV)
 
 
 def theirs(src: str, dest: str, compression: str) -> tuple[float, int]:

@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import replace
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
@@ -23,6 +24,7 @@ from ansible_collections.oci.images.plugins.module_utils._batch import BatchOpti
 from ansible_collections.oci.images.plugins.module_utils._copy import CopyOptions  # noqa: E402
 from ansible_collections.oci.images.plugins.module_utils._options import ConnectionOptions  # noqa: E402
 from ansible_collections.oci.images.plugins.module_utils._registry._clients import close_clients  # noqa: E402
+from ansible_collections.oci.images.plugins.module_utils._transports._volumes import parse_size  # noqa: E402
 
 
 def main() -> int:
@@ -37,6 +39,8 @@ def main() -> int:
     parser.add_argument("--parallel-images", type=int, default=4)
     parser.add_argument("--compression", choices=["gzip", "zstd", "zstd:chunked"])
     parser.add_argument("--compression-level", type=int)
+    parser.add_argument("--split-size", help="oci-archive destinations in volumes of this size (image_copy's split_size)")
+    parser.add_argument("--blob-cache", help="image_copy's blob_cache_path (blob_cache: true)")
     args = parser.parse_args()
     if args.images:
         with open(args.images) as handle:
@@ -49,13 +53,14 @@ def main() -> int:
         selection = Selection(src=args.src, dest=args.dest, tags={"include": args.include} if args.include else None)
     # The batch engine image_copy runs: same pool, blob ledger, results.
     side = ConnectionOptions(validate_certs=False, runner=subprocess_runner)
+    dest_side = replace(side, split_size=parse_size(args.split_size)) if args.split_size else side
     try:
         batch = resolve_batch(selection, side)
         summary = run_batch(
             batch,
-            side,
+            dest_side,
             CopyOptions(parallel=args.parallel, compression=args.compression, compression_level=args.compression_level),
-            BatchOptions(parallel_images=args.parallel_images, inventory=args.inventory),
+            BatchOptions(parallel_images=args.parallel_images, inventory=args.inventory, blob_cache=args.blob_cache),
         )
     finally:
         close_clients()

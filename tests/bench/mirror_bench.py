@@ -68,7 +68,9 @@ def measured_tree(cmd: list[str], env: dict | None = None) -> tuple[float, int, 
 
 def _ours(src: str, dest: str, include: str) -> tuple[float, int, str]:
     # Repository mode through the batch engine image_copy runs (copy_cli.py), as its own process.
-    return measured_tree([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "copy_cli.py"), src, dest, "--include", include])
+    from run import OWN_ENV
+
+    return measured_tree([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "copy_cli.py"), src, dest, "--include", include], OWN_ENV)
 
 
 def _ansible(args: dict) -> tuple[float, int, dict]:
@@ -85,11 +87,6 @@ def _sync(yaml_file: str, dest: str) -> tuple[float, int]:
     cmd = [SKOPEO, "--insecure-policy", "sync", "--all", "--src", "yaml", "--dest", "docker", "--dest-tls-verify=false", yaml_file, dest]
     seconds, rss, _unused = measured_tree(cmd)
     return seconds, rss
-
-
-def _median(n: int, run) -> tuple:
-    samples = sorted((run() for _unused in range(n)), key=lambda s: s[0])
-    return samples[len(samples) // 2]
 
 
 def run_mirror_cases(bench, tag_count: int = 1000) -> None:
@@ -110,48 +107,79 @@ def run_mirror_cases(bench, tag_count: int = 1000) -> None:
     with open(yaml_file, "w") as handle:
         json.dump({a.host: {"tls-verify": False, "images-by-tag-regex": {"up/app": "^%s$" % include}}}, handle)  # JSON is YAML
     src = "docker://%s/up/app" % a.host
-    cold = _ours(src, "docker://%s/mirror/app" % b.host, include)
-    assert json.loads(cold[2])["copied"] == SELECTED, cold[2]
-    bench.record("24-tag repo, 15 selected, vs skopeo sync --all, cold", "<= 0.5", cold[:2], _sync(yaml_file, "%s/mirror" % c.host))
-    noop = _median(3, lambda: _ours(src, "docker://%s/mirror/app" % b.host, include))
-    assert json.loads(noop[2])["unchanged"] == SELECTED, noop[2]
-    bench.record("24-tag repo, 15 selected, vs skopeo sync --all, no-op", "<= 0.5", noop[:2], _median(3, lambda: _sync(yaml_file, "%s/mirror" % c.host)))
-    through_ansible = _ansible(
-        {"src": src, "dest": "docker://%s/mirror/app" % b.host, "tags": {"include": [include]}, "src_validate_certs": False, "dest_validate_certs": False}
-    )
-    assert through_ansible[2]["unchanged"] == SELECTED, through_ansible[2]
-    bench.record(
+
+    def cold_ours(_i):
+        with bench.fresh("mirror") as reg:
+            run = _ours(src, "docker://%s/mirror/app" % reg.host, include)
+        assert json.loads(run[2])["changed"] == SELECTED, run[2]
+        return run
+
+    def cold_sync(_i):
+        with bench.fresh("mirror") as reg:
+            return _sync(yaml_file, "%s/mirror" % reg.host)
+
+    bench.compare("24-tag repo, 15 selected, vs skopeo sync --all, cold", "<= 0.6", cold_ours, cold_sync)
+    _ours(src, "docker://%s/mirror/app" % b.host, include)
+    _sync(yaml_file, "%s/mirror" % c.host)
+
+    def noop_ours(_i):
+        run = _ours(src, "docker://%s/mirror/app" % b.host, include)
+        assert json.loads(run[2])["unchanged"] == SELECTED, run[2]
+        return run
+
+    bench.compare("24-tag repo, 15 selected, vs skopeo sync --all, no-op", "<= 2.0", noop_ours, lambda _i: _sync(yaml_file, "%s/mirror" % c.host))
+    ansible_args = {"src": src, "dest": "docker://%s/mirror/app" % b.host, "tags": {"include": [include]}}
+    ansible_args.update(src_validate_certs=False, dest_validate_certs=False)
+    bench.compare(
         "24-tag repo, 15 selected, no-op, through Ansible (ad-hoc image_copy)",
         "-",
-        through_ansible[:2],
-        _median(3, lambda: _sync(yaml_file, "%s/mirror" % c.host)),
+        lambda _i: _ansible(ansible_args),
+        lambda _i: _sync(yaml_file, "%s/mirror" % c.host),
         "includes Ansible start-up",
     )
 
     print("pushing a %d-tag repository ..." % tag_count, flush=True)
     many = ["t%04d" % i for i in range(tag_count)]
     push_many_tags(a.host, "up/many", many, bench.work)
-    args = {
-        "src": "docker://%s/up/many" % a.host,
-        "dest": "docker://%s/mirror/many" % b.host,
-        "parallel_images": 8,
-        "src_validate_certs": False,
-        "dest_validate_certs": False,
-    }
+
+    def many_args(host: str) -> dict:
+        return {
+            "src": "docker://%s/up/many" % a.host,
+            "dest": "docker://%s/mirror/many" % host,
+            "parallel_images": 8,
+            "src_validate_certs": False,
+            "dest_validate_certs": False,
+        }
+
     many_yaml = os.path.join(bench.work, "many-sync.yaml")
     with open(many_yaml, "w") as handle:
         json.dump({a.host: {"tls-verify": False, "images": {"up/many": []}}}, handle)
-    first = _ansible(args)
-    assert first[2]["copied"] == tag_count and len(first[2]["results"]) == tag_count, first[2].get("msg")
-    bench.record("%d tags, one task, parallel_images 8, cold (Ansible)" % tag_count, "-", first[:2], _sync(many_yaml, "%s/mirror" % c.host))
-    again = _ansible(args)
-    assert again[2]["unchanged"] == tag_count and not again[2]["changed"], again[2].get("msg")
-    bench.record(
+
+    def many_cold(_i):
+        with bench.fresh("many") as reg:
+            run = _ansible(many_args(reg.host))
+        assert run[2]["copied"] == tag_count and len(run[2]["results"]) == tag_count, run[2].get("msg")
+        return run
+
+    def many_sync_cold(_i):
+        with bench.fresh("many") as reg:
+            return _sync(many_yaml, "%s/mirror" % reg.host)
+
+    bench.compare("%d tags, one task, parallel_images 8, cold (Ansible)" % tag_count, "<= 0.3", many_cold, many_sync_cold)
+    _ansible(many_args(b.host))
+    _sync(many_yaml, "%s/mirror" % c.host)
+
+    def many_noop(_i):
+        run = _ansible(many_args(b.host))
+        assert run[2]["unchanged"] == tag_count and not run[2]["changed"], run[2].get("msg")
+        return run
+
+    bench.compare(
         "%d tags, one task, parallel_images 8, no-op (Ansible)" % tag_count,
-        "time, RSS",
-        again[:2],
-        _sync(many_yaml, "%s/mirror" % c.host),
-        "unchanged=%d, %d results" % (again[2]["unchanged"], len(again[2]["results"])),
+        "<= 0.35",
+        many_noop,
+        lambda _i: _sync(many_yaml, "%s/mirror" % c.host),
+        "%d results, all unchanged" % tag_count,
     )
 
 

@@ -115,7 +115,12 @@ def test_role_refuses_a_spec_without_destination(playbook, tmp_path):
 
 
 # The role's checks, each with words only its own failure message has.
-CHECKS = {"dest": "mirror_dest is empty", "spec": "give exactly one of mirror_sync", "slice": "must be one of the workers"}
+CHECKS = {
+    "dest": "mirror_dest is empty",
+    "spec": "give exactly one of mirror_sync",
+    "slice": "must be one of the workers",
+    "selection": "mirror_repositories and mirror_tags select what mirror_catalog mirrors",
+}
 _SPEC = {"example.com": {"images": {"a": []}}}
 
 
@@ -123,15 +128,17 @@ _SPEC = {"example.com": {"images": {"a": []}}}
     "check, extra, detail",
     [
         ("dest", {"mirror_dest": "", "mirror_sync": _SPEC}, ""),
-        ("spec", {"mirror_dest": "example.com/m"}, "neither is set"),
-        ("spec", {"mirror_dest": "example.com/m", "mirror_sync": _SPEC, "mirror_sync_file": "/x.yaml"}, "both are set"),
+        ("spec", {"mirror_dest": "example.com/m"}, "none is set"),
+        ("spec", {"mirror_dest": "example.com/m", "mirror_sync": _SPEC, "mirror_sync_file": "/x.yaml"}, "mirror_sync and mirror_sync_file are set"),
+        ("spec", {"mirror_dest": "example.com/m", "mirror_sync": _SPEC, "mirror_catalog": "example.com"}, "mirror_sync and mirror_catalog are set"),
+        ("selection", {"mirror_dest": "example.com/m", "mirror_sync": _SPEC, "mirror_tags": {"include": ["1.*"]}}, ""),
         (
             "slice",
             {"mirror_dest": "example.com/m", "mirror_sync": _SPEC, "mirror_slice": True, "mirror_slice_hosts": ["w1", "w2"]},
             "(worker-a) must be one of the workers (w1, w2)",
         ),
     ],
-    ids=["empty-dest", "no-spec", "two-specs", "not-a-worker"],
+    ids=["empty-dest", "no-spec", "two-specs", "spec-and-catalog", "tags-without-catalog", "not-a-worker"],
 )
 def test_role_says_which_check_failed(playbook, tmp_path, check, extra, detail):
     proc = run_playbook(playbook, extra, inventory=inventory(tmp_path, ["worker-a"]))
@@ -261,6 +268,34 @@ def test_role_tls_failure_names_the_roles_variables(basic_registry, registry, pl
     assert "set mirror_dest_ca_cert (or put the CA" in run.stdout and "set mirror_dest_validate_certs: false" in run.stdout, run.stdout[-2000:]
 
 
+def test_role_mirrors_a_whole_registry_namespace_sliced_over_three_hosts(registry, source, skopeo, playbook, tmp_path):
+    # The namespace role-src holds app (eight tags) and tools (two); the catalog is listed on each host, the images split between them.
+    with CountingProxy(registry.host) as proxy:
+        extra = {
+            "mirror_catalog": "%s/role-src" % registry.host,
+            "mirror_tags": {"semver": ">=2.0.0", "include": ["[0-9.]+", "a"]},
+            "mirror_dest": "%s/whole" % proxy.host,
+            "mirror_src_validate_certs": False,
+            "mirror_dest_validate_certs": False,
+            "mirror_slice": True,
+            "mirror_parallel": 8,
+        }
+        proc = run_playbook(playbook, extra, inventory=inventory(tmp_path, ["worker-a", "worker-b", "worker-c"]))
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        # semver applies to every repository: tools' "a" is not a version, so only app's 2.x and 3.x tags are mirrored, each once.
+        wanted = [t for t in TAGS if t >= "2"]
+        assert sorted(manifest_puts(proxy)) == sorted("/v2/whole/role-src/app/manifests/%s" % t for t in wanted)
+        for tag in wanted:
+            assert skopeo.inspect_raw("docker://%s/whole/role-src/app:%s" % (registry.host, tag)) == skopeo.inspect_raw(
+                "docker://%s/role-src/app:%s" % (registry.host, tag)
+            )
+        assert sum(h["changed"] for h in recap(proc).values()) >= 1
+
+        again = run_playbook(playbook, extra, inventory=inventory(tmp_path, ["worker-a", "worker-b", "worker-c"]))
+        assert again.returncode == 0 and [h["changed"] for h in recap(again).values()] == [0, 0, 0], again.stdout
+        assert len(manifest_puts(proxy)) == len(wanted)
+
+
 AIR_GAP_PLAYBOOK = """
 - hosts: all
   gather_facts: false
@@ -309,3 +344,23 @@ def test_role_exports_a_bundle_and_imports_it_with_check_mode_predicting_the_imp
     assert (again["copied"], again["changed"]) == (0, False)
     with open(inventory_file) as handle:
         assert len(json.load(handle)["images"]) == len(TAGS) + 2
+
+
+def test_role_with_the_blob_cache_mounts_a_later_mirror_instead_of_uploading(registry, source, playbook, tmp_path):
+    """Three workers share one cache file; a second mirror into new repositories sends no blob, it mounts them all."""
+    workers = inventory(tmp_path, ["worker-a", "worker-b", "worker-c"])
+    cache = str(tmp_path / "blob-cache.sqlite")
+    with CountingProxy(registry.host) as proxy:
+
+        def mirror(prefix: str) -> None:
+            extra = {"mirror_sync": source, "mirror_dest": "%s/%s" % (proxy.host, prefix), "mirror_dest_validate_certs": False, "mirror_slice": True}
+            extra.update(mirror_blob_cache=True, mirror_blob_cache_path=cache)
+            proc = run_playbook(playbook, extra, inventory=workers)
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+
+        mirror("cached-first")
+        assert proxy.blob_uploads()
+        proxy.reset()
+        mirror("cached-second")
+        assert proxy.blob_uploads() == {}
+        assert proxy.blob_mounts() and len(manifest_puts(proxy)) == len(TAGS) + 2

@@ -49,7 +49,7 @@ ALLOWED_FILES = (
     "changelogs/fragments/*.yml",
 )
 # The optional ones too: an execution environment should handle every image (PyNaCl: sigstore keys; zstandard: zstd layers).
-RUNTIME_LIBRARIES = ("requests", "jsonschema", "pynacl", "zstandard")
+RUNTIME_LIBRARIES = ("requests", "pynacl", "zstandard")
 
 
 def _tool(name: str) -> str:

@@ -18,7 +18,7 @@ import sys
 import uuid
 
 import pytest
-from ansible_run import isolated_auth_env, run_playbook
+from ansible_run import isolated_auth_env, run_tasks_on_hosts
 from images import build_image
 
 pytestmark = pytest.mark.timeout(600)
@@ -67,21 +67,7 @@ def hosts(basic_registry, token_registry, tmp_path) -> str:
 
 def run_tasks(tmp_path, inventory: str, tasks: list, names: list[str]) -> dict:
     """Run ``tasks`` on both hosts (errors ignored, so every task runs); returns, per host, each registered result by name."""
-    collect = ", ".join("'%s': %s" % (name, name) for name in names)
-    keep = {
-        "name": "Keep every result",
-        "ansible.builtin.copy": {"dest": "%s/{{ inventory_hostname }}.json" % tmp_path, "content": "{{ {%s} | to_json }}" % collect},
-    }
-    playbook = tmp_path / "parallel.yml"
-    # JSON is YAML: the play is written as data, so no quoting can go wrong.
-    playbook.write_text(json.dumps([{"hosts": "all", "gather_facts": False, "tasks": [*tasks, keep]}]))
-    proc = run_playbook(str(playbook), env=isolated_auth_env(tmp_path), inventory=inventory, timeout=600)
-    results = {}
-    for kind in KINDS:
-        summary = tmp_path / ("%s.json" % kind)
-        assert summary.exists(), proc.stdout + proc.stderr
-        results[kind] = json.loads(summary.read_text())
-    return results
+    return run_tasks_on_hosts(tmp_path, inventory, KINDS, tasks, names, env=isolated_auth_env(tmp_path))
 
 
 def failures_of(result: dict) -> list[str]:

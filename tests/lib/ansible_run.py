@@ -123,3 +123,25 @@ def run_playbook(
     if verbosity:
         cmd.append("-" + "v" * verbosity)
     return subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(env), timeout=timeout, stdin=subprocess.DEVNULL, check=False)
+
+
+def run_tasks_on_hosts(tmp_path, inventory: str, hosts: tuple[str, ...], tasks: list, names: list[str], env: dict | None = None) -> dict:
+    """Run ``tasks`` as one play on every host of ``inventory``; returns, per host of ``hosts``, each registered result by name.
+
+    Tasks should ignore their errors so every one runs; the results are written by the play itself, one JSON file per host.
+    """
+    collect = ", ".join("'%s': %s" % (name, name) for name in names)
+    keep = {
+        "name": "Keep every result",
+        "ansible.builtin.copy": {"dest": "%s/{{ inventory_hostname }}.json" % tmp_path, "content": "{{ {%s} | to_json }}" % collect},
+    }
+    playbook = tmp_path / "tasks-on-hosts.yml"
+    # JSON is YAML: the play is written as data, so no quoting can go wrong.
+    playbook.write_text(json.dumps([{"hosts": "all", "gather_facts": False, "tasks": [*tasks, keep]}]))
+    proc = run_playbook(str(playbook), env=env, inventory=inventory, timeout=600)
+    results = {}
+    for host in hosts:
+        summary = tmp_path / ("%s.json" % host)
+        assert summary.exists(), proc.stdout + proc.stderr
+        results[host] = json.loads(summary.read_text())
+    return results

@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote
 
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers", "transfer-encoding", "upgrade"}
 
@@ -19,6 +20,8 @@ class CountingProxy:
     def __init__(self, upstream: str):
         self.upstream = upstream
         self.requests: list[tuple[str, str]] = []
+        #: (method, path, request body bytes) of every request: what the registry behind received.
+        self.bodies: list[tuple[str, str, int]] = []
         self._lock = threading.Lock()
         proxy = self
 
@@ -35,6 +38,8 @@ class CountingProxy:
                 body = self.rfile.read(length) if length else None
                 if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
                     body = self._read_chunked()
+                with proxy._lock:
+                    proxy.bodies.append((self.command, self.path, len(body or b"")))
                 conn = http.client.HTTPConnection(proxy.upstream, timeout=60)
                 conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
                 conn.putheader("Host", proxy.upstream)
@@ -83,9 +88,30 @@ class CountingProxy:
         with self._lock:
             return [r for r in self.requests if r[0] in ("PUT", "POST", "PATCH", "DELETE")]
 
+    def blob_uploads(self) -> dict[str, int]:
+        """Blob uploads finished at the registry, by digest: how often each blob's bytes were sent."""
+        counts: dict[str, int] = {}
+        with self._lock:
+            for method, path, _size in self.bodies:
+                if method == "PUT" and "/blobs/uploads/" in path and "digest=" in path:
+                    digest = unquote(path.split("digest=", 1)[1].split("&", 1)[0])
+                    counts[digest] = counts.get(digest, 0) + 1
+        return counts
+
+    def blob_mounts(self) -> list[str]:
+        """Paths of the mount requests sent (POST ...?mount=DIGEST&from=REPOSITORY)."""
+        with self._lock:
+            return [path for method, path in self.requests if method == "POST" and "mount=" in path]
+
+    def bytes_received(self) -> int:
+        """Request body bytes the registry received (blob uploads and manifests)."""
+        with self._lock:
+            return sum(size for _method, _path, size in self.bodies)
+
     def reset(self) -> None:
         with self._lock:
             self.requests.clear()
+            self.bodies.clear()
 
     def stop(self) -> None:
         self.server.shutdown()

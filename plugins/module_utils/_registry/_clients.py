@@ -10,10 +10,13 @@ ends them all (their connections and any file they made) when the task is done.
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 from .._options import ConnectionOptions
 from .._reference import DEFAULT_REGISTRY
-from ._client import RegistryClient
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._client import RegistryClient
 
 _clients: dict = {}
 _lock = threading.Lock()
@@ -31,6 +34,8 @@ def registry_client(registry: str | None, options: ConnectionOptions) -> Registr
     with _lock:
         client = _clients.get(key)
         if client is None:
+            from ._client import RegistryClient  # requests is imported with the first client, not by close_clients
+
             client = _clients[key] = RegistryClient(registry, options)
         return client
 

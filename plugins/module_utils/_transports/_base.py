@@ -50,6 +50,11 @@ class ImageSource:
         """
         raise NotImplementedError
 
+    def blob_scope(self) -> tuple[str, str] | None:
+        """``(domain, place)`` where this source's blobs are known to be (a registry repository), so a destination of
+        the same domain can mount them; None for sources that are no such place."""
+        return None
+
     def list_tags(self) -> list[str]:
         """The names (tags, refs) in the place the reference belongs to."""
         raise Unsupported("%s cannot list tags" % self.reference, str(self.reference))
@@ -106,8 +111,9 @@ class ImageDestination:
     """Write side of a transport. The copy engine drives it in this order, and only this order:
 
     1. ``current_digest()`` — what the reference names now (None when absent); decides idempotency.
-    2. ``expect_blobs()`` once, then per blob (in parallel): ``mount_blob()`` when ``can_mount_from(source)``;
-       else ``has_blob()``; else ``put_blob()``.
+    2. ``expect_blobs()`` once, then per blob (in parallel): ``mount_from()`` the source's place when it is in
+       the same domain (``blob_scope()``); else ``has_blob()``; else ``mount_from()`` a place where the blob is
+       known to be (the task's ledger, the blob cache); else ``put_blob()``.
     3. ``put_manifest(top=False)`` for each child of an index, then ``put_manifest(top=True)`` once.
     4. ``commit()`` — local destinations move their temporary tree into place here.
     On any failure the engine calls ``abort()``, which must leave the destination as it was.
@@ -157,17 +163,15 @@ class ImageDestination:
         Blobs then arrive in any order (in parallel); a destination that stores them in order (a tar) uses this.
         """
 
-    def blob_scope(self):
-        """Where this destination's blobs become visible as soon as they are uploaded (shared by copies into the
-        same place), or None when each copy stages its own (local destinations commit at the end)."""
+    def blob_scope(self) -> tuple[str, str] | None:
+        """``(domain, place)`` where this destination's blobs become visible as soon as they are uploaded (shared
+        by copies into the same place; ``mount_from`` links blobs between places of one domain), or None when each
+        copy stages its own (local destinations commit at the end). Names only: never a credential."""
         return None
 
-    def can_mount_from(self, source: ImageSource) -> bool:
-        """Whether ``mount_blob`` can reuse blobs of ``source`` (asked without any request)."""
-        return False
-
-    def mount_blob(self, digest: str, source: ImageSource) -> bool:
-        """Reuse the blob from ``source`` without moving bytes; False when not possible."""
+    def mount_from(self, digest: str, place: str) -> bool:
+        """Link a blob known to be in ``place`` (of this destination's domain) without moving bytes; False when not
+        done (the engine then uploads it)."""
         return False
 
     def put_blob(self, stream: BinaryIO, digest: str, size: int | None, media_type: str | None = None) -> None:

@@ -44,6 +44,11 @@ class PullAttempt:
     blocked: str | None = None  # why registries.conf refuses this place
 
 
+def _blob_domain(registry: str | None) -> str:
+    """Blobs mount between the repositories of one registry: its name is the domain (the blob cache's key too)."""
+    return "docker://%s" % (registry or DEFAULT_REGISTRY)
+
+
 def _same_place(one: ImageReference, other: ImageReference) -> bool:
     return (one.registry, one.repository, one.tag, one.digest) == (other.registry, other.repository, other.tag, other.digest)
 
@@ -202,6 +207,10 @@ class RegistrySource(_RegistryRepository, ImageSource):
         self._choose()
         return self.client.get_blob(self.repository, digest, size)
 
+    def blob_scope(self) -> tuple[str, str]:
+        origin = self.physical  # where the source is really read, a mirror's name included
+        return (_blob_domain(origin.registry), origin.repository or "")
+
     def list_tags(self) -> list[str]:
         """The tags of the repository named (not of a mirror), as skopeo lists them; a short name's first that has it."""
         if self._chosen is not None and _same_place(self._chosen.physical, self._chosen.logical):
@@ -241,19 +250,11 @@ class RegistryDestination(_RegistryRepository, ImageDestination):
         # Existence is per repository in distribution: a blob elsewhere on the registry is mounted, not assumed.
         return self.client.head_blob(self.repository, digest) is not None
 
-    def blob_scope(self):
-        return ("registry", self.reference.registry, self.repository)
+    def blob_scope(self) -> tuple[str, str]:
+        return (_blob_domain(self.reference.registry), self.repository)
 
-    def can_mount_from(self, source: ImageSource) -> bool:
-        if not isinstance(source, RegistrySource):
-            return False
-        origin = source.physical  # where the source is really read, a mirror's name included
-        return origin.registry == self.reference.registry and origin.repository != self.repository
-
-    def mount_blob(self, digest: str, source: ImageSource) -> bool:
-        if not self.can_mount_from(source):
-            return False
-        return self.client.mount_blob(self.repository, digest, source.physical.repository or "")  # type: ignore[attr-defined]
+    def mount_from(self, digest: str, place: str) -> bool:
+        return self.client.mount_blob(self.repository, digest, place)
 
     def put_blob(self, stream: BinaryIO, digest: str, size: int | None, media_type: str | None = None) -> None:
         if size is None:

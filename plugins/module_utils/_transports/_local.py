@@ -82,6 +82,52 @@ class GuardedReader:
         self._stream.close()
 
 
+class ReadOnlyView:
+    """A read-only, seekable stream of ``size`` bytes; a subclass reads at ``self._pos`` in ``read_at_position``."""
+
+    def __init__(self, size: int):
+        self._size = size
+        self._pos = 0
+
+    def read_at_position(self, n: int) -> bytes:
+        raise NotImplementedError
+
+    def read(self, n: int = -1) -> bytes:
+        left = self._size - self._pos
+        if n is None or n < 0 or n > left:
+            n = left
+        data = self.read_at_position(n) if n else b""
+        self._pos += len(data)
+        return data
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        if whence == 1:
+            pos += self._pos
+        elif whence == 2:
+            pos += self._size
+        self._pos = min(max(pos, 0), self._size)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
 def read_whole(opened: tuple[BinaryIO, int] | None, what: str, limit: int, context: str) -> bytes | None:
     """Read an opened (stream, size) whole, refusing more than ``limit`` bytes; None when nothing was opened."""
     if opened is None:

@@ -5,6 +5,8 @@
 Reading is the OCI layout source with the members of the tar in place of a directory's files.
 Writing streams one new tar holding a layout with this one image (or index) and replaces PATH
 with it on commit, as skopeo 1.9 does; a file that is not an OCI archive is never replaced.
+With ``split_size`` the tar is written as volumes ``PATH.000``, ``PATH.001``, … and an index
+(``_volumes``); a source reads PATH, or its volumes when PATH is absent.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import time
 from dataclasses import replace
 
 from .._digest import verify_bytes
-from .._errors import OCIError
+from .._errors import NotFound, OCIError
 from .._media import MAX_MANIFEST_BYTES
 from .._options import ConnectionOptions
 from .._reference import ImageReference, validate_digest
@@ -28,15 +30,22 @@ from ._oci_index import INDEX_FILE, LAYOUT_BYTES, LAYOUT_FILE, blob_path, index_
 from ._oci_layout import OCILayoutSource, OCILayoutTransport, bundle_images, format_layout_reference, named_entry_digest, parse_layout_reference
 from ._table import Transport, register
 from ._tar import ArchiveFile, ArchiveFiles, TarBuilder, archive_has, drain, new_member
+from ._volumes import SplitArchiveFile, has_volumes, remove_volumes
+
+
+def _is_oci_archive(path: str) -> bool:
+    return archive_has(path, INDEX_FILE)
 
 
 class OCIArchiveSource(OCILayoutSource):
     """An OCI layout packed in a tar (``oci-archive:``), read in place."""
 
     kind = "OCI archive"
+    #: "any": PATH, or its volumes when PATH is absent; a destination comparing asks for the form it writes
+    form = "any"
 
     def open_files(self):
-        return ArchiveFiles(self.reference.path or "", self.context)
+        return ArchiveFiles(self.reference.path or "", self.context, self.form)
 
 
 class OCIArchiveDestination(ImageDestination):
@@ -48,7 +57,12 @@ class OCIArchiveDestination(ImageDestination):
     def __init__(self, reference: ImageReference, options: ConnectionOptions | None = None):
         super().__init__(reference, options)
         self.context = str(reference)
-        self.file = ArchiveFile(reference.path or "", "OCI archive", lambda path: archive_has(path, INDEX_FILE), self.context)
+        split_size = options.split_size if options is not None else None
+        self.file: ArchiveFile | SplitArchiveFile
+        if split_size:
+            self.file = SplitArchiveFile(reference.path or "", split_size, "OCI archive", _is_oci_archive, self.context)
+        else:
+            self.file = ArchiveFile(reference.path or "", "OCI archive", _is_oci_archive, self.context)
         self.written: dict[str, int] = {}
         self._tar: TarBuilder | None = None
         self._lock = threading.Lock()
@@ -72,11 +86,29 @@ class OCIArchiveDestination(ImageDestination):
                 self._tar = TarBuilder(writer, spool_dir, self._member, self.context)
             return self._tar
 
-    @local_io("reading what the destination holds now")
-    def current_digest(self) -> str | None:
+    def _current_source(self) -> OCIArchiveSource | None:
+        """A source reading the archive in the form this destination writes; None when it is not there in that form
+        (an unsplit archive where volumes are asked for, or the other way round, is written again)."""
         if not self.file.exists():
             return None
-        return named_entry_digest(OCIArchiveSource(self.reference, self.options))
+        split = isinstance(self.file, SplitArchiveFile)
+        if not split and has_volumes(self.file.path):
+            return None
+        source = OCIArchiveSource(self.reference, self.options)
+        source.form = "split" if split else "whole"
+        return source
+
+    @local_io("reading what the destination holds now")
+    def current_digest(self) -> str | None:
+        source = self._current_source()
+        return named_entry_digest(source) if source is not None else None
+
+    @local_io("reading what the destination holds now")
+    def open_current(self) -> OCIArchiveSource:
+        source = self._current_source()
+        if source is None:
+            raise NotFound("%s: no archive in the form asked for" % self.context, self.context)
+        return source
 
     def has_blob(self, digest: str, size: int | None = None) -> bool:
         validate_digest(digest, self.context)
@@ -140,6 +172,8 @@ class OCIArchiveDestination(ImageDestination):
         self._tar.add_bytes(LAYOUT_FILE, LAYOUT_BYTES)
         self._tar.finish()
         self.file.commit()
+        if not isinstance(self.file, SplitArchiveFile):
+            remove_volumes(self.file.path)  # volumes of an earlier write, now out of date
 
     def abort(self) -> None:
         if self._tar is not None:
@@ -155,6 +189,7 @@ class OCIArchiveTransport(Transport):
     syntax = "oci-archive:PATH[:REF]"
     policy_scopes = "path"
     holds_names = True
+    writes_volumes = True
 
     def parse(self, rest: str, text: str) -> ImageReference:
         return parse_layout_reference(self.name, rest, text)

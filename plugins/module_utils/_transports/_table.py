@@ -40,6 +40,8 @@ class Transport:
     #: (registry/repository:tag and its namespaces), "path" (the absolute path and its parents), or ""
     #: (only the transport's default scope).
     policy_scopes = ""
+    #: Destinations can be written as numbered volumes of at most ``ConnectionOptions.split_size`` bytes.
+    writes_volumes = False
 
     #: How a reference without an image name holds many images (repository mode and sync, both directions):
     #: "" (it cannot, or it is a registry prefix), "tree" (a directory per image under PATH, named as
@@ -125,13 +127,54 @@ def unregister(name: str) -> None:
         _table.pop(name, None)
 
 
+def _load_docker() -> None:
+    from . import _docker  # noqa: F401  pylint: disable=unused-import
+
+
+def _load_dir() -> None:
+    from . import _directory  # noqa: F401  pylint: disable=unused-import
+
+
+def _load_oci() -> None:
+    from . import _oci_layout  # noqa: F401  pylint: disable=unused-import
+
+
+def _load_oci_archive() -> None:
+    from . import _oci_archive  # noqa: F401  pylint: disable=unused-import
+
+
+def _load_docker_archive() -> None:
+    from . import _docker_archive  # noqa: F401  pylint: disable=unused-import
+
+
+def _load_daemon() -> None:
+    from . import _daemon  # noqa: F401  pylint: disable=unused-import
+
+
+def _load_storage() -> None:
+    from . import _storage  # noqa: F401  pylint: disable=unused-import
+
+
+# The built-in transports, each imported when first named (a task on docker:// never imports the archive or engine
+# code, one on oci: never imports requests). Each loader is a static import, so Ansible's module packer ships it.
+_BUILTIN = {
+    "docker": _load_docker,
+    "dir": _load_dir,
+    "oci": _load_oci,
+    "oci-archive": _load_oci_archive,
+    "docker-archive": _load_docker_archive,
+    "docker-daemon": _load_daemon,
+    "containers-storage": _load_storage,
+}
+_REGISTRY_BUILTIN = "docker"
+
+
 def _load_builtin() -> None:
     global _loaded
     if _loaded:
         return
-    # Each module registers its transport when imported.
-    from . import _daemon, _directory, _docker, _docker_archive, _oci_archive, _oci_layout, _storage  # noqa: F401  pylint: disable=unused-import
-
+    for load in _BUILTIN.values():
+        load()
     _loaded = True
 
 
@@ -144,9 +187,13 @@ def transports() -> list[Transport]:
 
 def find_transport(name: str) -> Transport | None:
     """The transport called ``name``, or None."""
-    _load_builtin()
     with _lock:
-        return _table.get(name)
+        found = _table.get(name)
+    if found is None and name in _BUILTIN and not _loaded:
+        _BUILTIN[name]()  # registers it
+        with _lock:
+            found = _table.get(name)
+    return found
 
 
 def transport_named(name: str) -> Transport:
@@ -159,6 +206,9 @@ def transport_named(name: str) -> Transport:
 
 def registry_transport() -> Transport:
     """The transport of references written without a transport (``fedora`` is ``docker://docker.io/library/fedora``)."""
+    builtin = find_transport(_REGISTRY_BUILTIN)
+    if builtin is not None and builtin.is_registry:
+        return builtin
     for transport in transports():
         if transport.is_registry:
             return transport
@@ -187,7 +237,14 @@ def open_source(reference: ImageReference, options: ConnectionOptions | None = N
 
 def open_destination(reference: ImageReference, options: ConnectionOptions | None = None) -> ImageDestination:
     """An ImageDestination for ``reference`` from its transport. Opening it writes nothing; the caller closes it."""
-    return transport_named(reference.transport).open_destination(reference, options or ConnectionOptions())
+    transport = transport_named(reference.transport)
+    if options is not None and options.split_size and not transport.writes_volumes:
+        raise Unsupported(
+            "%s: split_size applies to %s destinations only; unset it for this one"
+            % (reference, ", ".join(t.syntax for t in transports() if t.writes_volumes)),
+            str(reference),
+        )
+    return transport.open_destination(reference, options or ConnectionOptions())
 
 
 def delete_target(reference: ImageReference, options: ConnectionOptions | None = None) -> DeleteTarget:

@@ -31,7 +31,8 @@ from typing import BinaryIO, Callable
 
 from .._compression import ZstdDecompressReader, detect_compression
 from .._errors import DigestMismatch, LocalFormatError, LocalIOError, NotFound, OCIError, Unsupported
-from ._local import Staging, existing_parent, naming_path, read_whole, remove_path, sync_directory, temp_name, write_new_file
+from ._local import ReadOnlyView, Staging, existing_parent, naming_path, read_whole, remove_path, sync_directory, temp_name, write_new_file
+from ._volumes import JoinedVolumes, check_volumes, has_volumes, index_path, read_index
 
 _DECOMPRESSORS = {"gzip": gzip.GzipFile, "bzip2": bz2.BZ2File, "xz": lzma.LZMAFile}
 #: What decompressors raise for content that is not what it claims (besides OSError without an errno).
@@ -78,51 +79,20 @@ class ClosingDecompressor:
             self._raw.close()
 
 
-class _MemberStream:
+class _MemberStream(ReadOnlyView):
     """A read-only view of ``size`` bytes at ``offset`` in a file, with its own file handle."""
 
-    def __init__(self, path: str, offset: int, size: int):
-        self._file = open(path, "rb")  # noqa: SIM115 - closed by close()
+    def __init__(self, file: BinaryIO, offset: int, size: int):
+        super().__init__(size)
+        self._file = file
         self._offset = offset
-        self._size = size
-        self._pos = 0
-        self._file.seek(offset)
 
-    def read(self, n: int = -1) -> bytes:
-        left = self._size - self._pos
-        if n is None or n < 0 or n > left:
-            n = left
-        data = self._file.read(n) if n else b""
-        self._pos += len(data)
-        return data
-
-    def seek(self, pos: int, whence: int = 0) -> int:
-        if whence == 1:
-            pos += self._pos
-        elif whence == 2:
-            pos += self._size
-        self._pos = min(max(pos, 0), self._size)
+    def read_at_position(self, n: int) -> bytes:
         self._file.seek(self._offset + self._pos)
-        return self._pos
-
-    def tell(self) -> int:
-        return self._pos
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
+        return self._file.read(n)
 
     def close(self) -> None:
         self._file.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
 
 
 def _clean(name: str) -> str:
@@ -134,34 +104,65 @@ def _escapes(path: str) -> bool:
 
 
 class ArchiveFiles:
-    """The regular files of a tar archive, by path, streamed in place (same interface as DirectoryFiles)."""
+    """The regular files of a tar archive, by path, streamed in place (same interface as DirectoryFiles).
 
-    def __init__(self, path: str, context: str):
+    ``form``: "whole" reads the file at ``path``; "split" its volumes (see ``_volumes``), checked
+    against their index first; "any" whichever is there (both at once is refused as ambiguous).
+    """
+
+    def __init__(self, path: str, context: str, form: str = "whole"):
         self.root = path
         self.context = context
+        self.form = form
         self._tar_path: str | None = None
+        self._volumes: list[tuple[str, int]] | None = None
         self._temp: str | None = None
         self._members: dict[str, tarfile.TarInfo] | None = None
 
     def exists(self) -> bool:
-        if not os.path.exists(self.root):
+        if not os.path.exists(self.root) and not (self.form != "whole" and has_volumes(self.root)):
             return False
         self._load()
         return True
 
+    def _split(self) -> bool:
+        """Whether the archive is read from volumes."""
+        if self.form == "whole":
+            return False
+        if self.form == "split" or not os.path.lexists(self.root):
+            return has_volumes(self.root) or self.form == "split"
+        if has_volumes(self.root):
+            raise LocalFormatError(
+                "%s: both %s and volumes of it (%s) are there; remove the one that is out of date" % (self.context, self.root, index_path(self.root)),
+                self.context,
+            )
+        return False
+
+    def _open_raw(self) -> BinaryIO:
+        """The archive as it is stored (one file, or the volumes joined)."""
+        if self._volumes is not None:
+            return JoinedVolumes(self._volumes)  # type: ignore[return-value]
+        return open(self.root, "rb")
+
     def _load(self) -> dict[str, tarfile.TarInfo]:
         if self._members is not None:
             return self._members
-        if os.path.isdir(self.root):
+        if self._split():
+            self._volumes = check_volumes(self.root, read_index(self.root, self.context), self.context)
+        elif os.path.isdir(self.root):
             raise LocalFormatError("%s: %s is a directory, not a tar archive" % (self.context, self.root), self.context)
         try:
-            with open(self.root, "rb") as f:
+            with self._open_raw() as f:
                 compression = detect_compression(f.read(8))
         except FileNotFoundError:
             raise NotFound("%s: archive %s does not exist" % (self.context, self.root), self.context) from None
-        self._tar_path = self._decompressed_copy(compression) if compression else self.root
+        if compression:
+            self._tar_path = self._decompressed_copy(compression)
+            self._volumes = None
+        elif self._volumes is None:
+            self._tar_path = self.root
         try:
-            with tarfile.open(self._tar_path, "r:") as tar:
+            with self._open_raw() if self._tar_path is None else open(self._tar_path, "rb") as raw, tarfile.open(fileobj=raw, mode="r:") as tar:
                 members = tar.getmembers()
         except (tarfile.TarError, EOFError, OSError) as e:
             raise LocalFormatError("%s: %s is not a readable tar archive: %s" % (self.context, self.root, e), self.context) from None
@@ -182,7 +183,7 @@ class ArchiveFiles:
             raise LocalIOError.from_os_error(e, self.context, doing, tempfile.gettempdir()) from None
         self._temp = temp
         try:
-            with os.fdopen(fd, "wb") as out, open(self.root, "rb") as raw:
+            with os.fdopen(fd, "wb") as out, self._open_raw() as raw:
                 src = decompressing_stream(raw, compression, self.context)
                 shutil.copyfileobj(src, out, COPY_CHUNK)
         except OSError as e:
@@ -246,7 +247,8 @@ class ArchiveFiles:
             return None
         if member.issparse():
             raise LocalFormatError("%s: member %r of %s is a sparse file, which images never contain" % (self.context, relative, self.root), self.context)
-        return _MemberStream(self._tar_path or self.root, member.offset_data, member.size), member.size
+        raw = open(self._tar_path, "rb") if self._tar_path is not None else self._open_raw()  # noqa: SIM115 - closed with the stream
+        return _MemberStream(raw, member.offset_data, member.size), member.size
 
     def read(self, relative: str, limit: int, context: str) -> bytes | None:
         return read_whole(self.open(relative), "%s in %s" % (relative, self.root), limit, context)
@@ -259,6 +261,8 @@ class ArchiveFiles:
                 pass
             self._temp = None
         self._members = None
+        self._volumes = None
+        self._tar_path = None
 
 
 # --- writing ----------------------------------------------------------------------------------

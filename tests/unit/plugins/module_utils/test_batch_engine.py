@@ -7,6 +7,7 @@ keep_going, retries and the failure message, with every call counted at the fake
 from __future__ import annotations
 
 import pytest
+from blob_counts import blob_totals as totals
 from memory_transport import MemoryStore, MemoryTransport, random_image, random_layer
 
 from ansible_collections.oci.images.plugins.module_utils._batch import Batch, BatchOptions, failure_message, run_batch
@@ -39,14 +40,6 @@ def shared_images(store: MemoryStore, count: int = 4) -> list[dict]:
 
 def batch_of(names, dest_place="dest") -> Batch:
     return Batch(pairs=[CopyPair(parse_reference("memory:src:%s" % n), parse_reference("memory:%s:%s" % (dest_place, n)), SIDE) for n in names])
-
-
-def totals(summary: dict) -> dict:
-    out = {"copied": 0, "skipped": 0, "mounted": 0}
-    for entry in summary["results"]:
-        for key in out:
-            out[key] += entry["blobs"][key]
-    return out
 
 
 def test_a_layer_shared_by_images_of_a_batch_crosses_once(store):

@@ -338,3 +338,53 @@ def test_select_manifest_not_found_lists_offered_platforms(platforms, wanted):
     assert wanted in message
     for offered in platforms:
         assert offered in message
+
+
+def _mutations(doc, path=()):
+    """Every document one change away from ``doc``: a value removed, or replaced by one of a wrong kind."""
+    children = doc.items() if isinstance(doc, dict) else enumerate(doc) if isinstance(doc, list) else ()
+    for key, value in children:
+        for replacement in (None, "x", -1, 1.5, True, [], {}, "sha256:bad", "no/such type!"):
+            yield _replaced(doc, key, replacement), (*path, key)
+        yield _replaced(doc, key, _media), (*path, key)  # a marker: removed
+        for changed, where in _mutations(value, (*path, key)):
+            yield _replaced(doc, key, changed), where
+
+
+def _path_order(path) -> list:
+    return [(0, p) if isinstance(p, int) else (1, p) for p in path]
+
+
+def _replaced(doc, key, value):
+    copy = json.loads(json.dumps(doc))
+    if value is _media:
+        del copy[key]
+    else:
+        copy[key] = value
+    return copy
+
+
+@pytest.mark.parametrize(
+    "media_type, doc",
+    [
+        (_media.OCI_MANIFEST, oci_manifest(annotations={"a": "b"})),
+        (_media.DOCKER_MANIFEST, docker_manifest()),
+        (_media.OCI_INDEX, index()),
+        (_media.DOCKER_V2S1, v2s1()),
+    ],
+)
+def test_manifest_checks_say_what_jsonschema_says(media_type, doc):
+    """The hand-written check of the manifest schemas gives jsonschema's first error for every one-change mutation."""
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = _media._SCHEMAS[media_type]
+    checked = 0
+    for mutated, _where in _mutations(doc):
+        expected = sorted(jsonschema.Draft7Validator(schema).iter_errors(mutated), key=lambda e: _path_order(e.absolute_path))
+        ours: list = []
+        _media._check(mutated, schema, [], ours)
+        assert bool(ours) == bool(expected), (mutated, expected, ours)
+        if expected:
+            path, message = min(ours, key=lambda e: _path_order(e[0]))
+            assert (path, message) == (list(expected[0].absolute_path), expected[0].message), mutated
+            checked += 1
+    assert checked > 50
