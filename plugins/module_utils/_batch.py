@@ -35,7 +35,7 @@ from ._mirror import (
 )
 from ._options import ConnectionOptions
 from ._reference import ImageReference, parse_reference
-from ._transports._table import finish_many, images_in, open_source, unfinished
+from ._transports._table import finish_many, images_in, open_source, transport_named, unfinished
 from ._trust import Trust
 
 
@@ -221,6 +221,10 @@ def _run_pairs(batch: Batch, dest_options: ConnectionOptions, options: CopyOptio
     if inventory_path and batch.place is not None:
         dest_options = replace(dest_options, held_blobs=held_blobs(read_inventory(inventory_path)))
     verified, needed = verify_images(batch.pairs, dest_options) if batch.source_place is not None else (None, {})
+    place_options = dest_options
+    if batch.place is not None and dest_options.split_size and transport_named(batch.place.transport).writes_volumes:
+        # A bundle archive in volumes: the images go into its staging layout whole, the volumes are cut when it is packed.
+        dest_options = replace(dest_options, split_size=None)
     stop = threading.Event()
 
     def one(pair: CopyPair) -> dict | None:
@@ -269,7 +273,7 @@ def _run_pairs(batch: Batch, dest_options: ConnectionOptions, options: CopyOptio
     waiting = None
     if batch.place is not None and not check_mode:
         if not failures and len(results) == len(batch.pairs):
-            finish_many(batch.place, dest_options)
+            finish_many(batch.place, place_options)
         else:
             waiting = unfinished(batch.place)
     if inventory_path and batch.source_place is not None and not check_mode:

@@ -396,3 +396,17 @@ def test_skopeo_sync_dest_dir_refuses_the_tree_it_wrote_where_a_second_run_of_ou
     assert run_module("image_copy", task).result["copied"] == 1
     again = run_module("image_copy", task)
     assert (again.failed, again.changed, again.result["unchanged"]) == (False, False, 1)
+
+
+def test_a_bundle_archive_in_volumes_is_written_from_its_staging_layout_and_imported_back(upstream, fresh_registry, skopeo, tmp_path):
+    archive = str(tmp_path / "bundle.tar")
+    run = run_module("image_copy", {"sync": bundle_spec(upstream), "dest": "oci-archive:" + archive, "split_size": "8K"})
+    assert not run.failed, run.output
+    files = sorted(os.listdir(str(tmp_path)))
+    assert "bundle.tar.volumes.json" in files and "bundle.tar.000" in files and "bundle.tar" not in files, files
+    assert not [f for f in files if f.startswith(".")], "the staging layout is removed"
+    other = fresh_registry()
+    imported = run_module("image_copy", {"src": "oci-archive:" + archive, "dest": "docker://%s/mirror" % other.host, "dest_validate_certs": False})
+    assert not imported.failed, imported.output
+    assert imported.result["copied"] == 4
+    assert skopeo.inspect_raw("docker://%s/mirror/tool:1" % other.host) == skopeo.inspect_raw("docker://%s/tool:1" % upstream)
