@@ -21,10 +21,21 @@ from ._blob_reuse import BlobInfoCache, BlobLedger
 from ._copy import CopyOptions, copy_image
 from ._errors import OCIError, describe_os_error
 from ._inventory import add_imported, held_blobs, read_inventory, write_inventory
-from ._mirror import CopyPair, MirrorTarget, TagSelection, is_repository, local_pairs, repository_pairs, select_repository_tags, slice_pairs, sync_pairs
+from ._mirror import (
+    CopyPair,
+    LocalImages,
+    MirrorTarget,
+    TagSelection,
+    is_repository,
+    local_pairs,
+    repository_pairs,
+    select_repository_tags,
+    slice_pairs,
+    sync_pairs,
+)
 from ._options import ConnectionOptions
 from ._reference import ImageReference, parse_reference
-from ._transports._table import finish_many, images_in, open_source, prepare_many
+from ._transports._table import finish_many, images_in, open_source, prepare_many, transport_named, unfinished
 from ._trust import Trust
 
 
@@ -88,7 +99,18 @@ def resolve_batch(selection: Selection, src_options: ConnectionOptions, keep_goi
 
     if selection.sync is not None:
         failed = batch.failures.append if keep_going else None
-        batch.pairs = sync_pairs(selection.sync, selection.dest or "", src_options, list_tags, selection.scoped, selection.append_suffix, on_error=failed)
+        local = None
+        if selection.src:
+            # An import by the same spec as the export: every image read from the tree or bundle the export wrote.
+            src = parse_reference(selection.src)
+            held = None if src.is_registry else images_in(src, src_options)
+            if held is None:
+                raise OCIError("with sync, src names the tree or bundle an export of the same spec wrote, not one image: %s" % src, str(src))
+            local = LocalImages(src, held, selection.scoped)
+            batch.source_place = src
+        batch.pairs = sync_pairs(
+            selection.sync, selection.dest or "", src_options, list_tags, selection.scoped, selection.append_suffix, on_error=failed, local=local
+        )
     elif selection.catalog is not None:
         from ._catalog import catalog_pairs, parse_catalog_scope
 
@@ -127,7 +149,7 @@ def resolve_batch(selection: Selection, src_options: ConnectionOptions, keep_goi
     if selection.slice is not None:
         batch.pairs = slice_pairs(batch.pairs, *selection.slice)
     if not batch.single and selection.dest:
-        batch.place = MirrorTarget.parse(selection.dest, "%s copies many images" % (selection.src or "sync")).place
+        batch.place = MirrorTarget.parse(selection.dest, "%s copies many images" % ("sync" if selection.sync is not None else selection.src or "catalog")).place
     return batch
 
 
@@ -199,8 +221,12 @@ def _run_pairs(batch: Batch, dest_options: ConnectionOptions, options: CopyOptio
     if inventory_path and batch.place is not None:
         dest_options = replace(dest_options, held_blobs=held_blobs(read_inventory(inventory_path)))
     verified, needed = verify_images(batch.pairs, dest_options) if batch.source_place is not None else (None, {})
+    place_options = dest_options
+    if batch.place is not None and dest_options.split_size and transport_named(batch.place.transport).writes_volumes:
+        # A bundle archive in volumes: the images go into its staging layout whole, the volumes are cut when it is packed.
+        dest_options = replace(dest_options, split_size=None)
     # What the place already holds is seen by the copies (in check mode, through where compare_at points them).
-    compare_at = prepare_many(batch.place, dest_options, check_mode) if batch.place is not None else None
+    compare_at = prepare_many(batch.place, place_options, check_mode) if batch.place is not None else None
     stop = threading.Event()
 
     def one(pair: CopyPair) -> dict | None:
@@ -247,8 +273,12 @@ def _run_pairs(batch: Batch, dest_options: ConnectionOptions, options: CopyOptio
             results = list(pool.map(one, batch.pairs))
     done = list(batch.failures) + [r for r in results if r is not None]
     failures = [r for r in done if r.get("failed")]
-    if batch.place is not None and not failures and not check_mode and len(results) == len(batch.pairs):
-        finish_many(batch.place, dest_options, changed=any(r.get("changed") for r in done))
+    waiting = None
+    if batch.place is not None and not check_mode:
+        if not failures and len(results) == len(batch.pairs):
+            finish_many(batch.place, place_options, changed=any(r.get("changed") for r in done))
+        else:
+            waiting = unfinished(batch.place)
     if inventory_path and batch.source_place is not None and not check_mode:
         inventory = read_inventory(inventory_path)
         for pair, result in zip(batch.pairs, results):
@@ -270,6 +300,8 @@ def _run_pairs(batch: Batch, dest_options: ConnectionOptions, options: CopyOptio
     }
     if verified is not None:
         summary["verified"] = verified
+    if waiting:
+        summary["unfinished"] = waiting
     if batch.single and ok:
         summary["digest"] = ok[0]["dest_digest_after"]
     return summary
@@ -294,4 +326,5 @@ def failure_message(summary: dict, single: bool) -> str | None:
     total = len(failures) + summary["copied"] + summary["unchanged"] + summary["not_attempted"]
     skipped = summary["not_attempted"]
     tail = " (%d not attempted after the first failure; set keep_going to copy the rest)" % skipped if skipped else ""
-    return "%d of %d copies failed%s: %s" % (len(failures), total, tail, "; ".join(parts))
+    waiting = "; %s" % summary["unfinished"] if summary.get("unfinished") else ""
+    return "%d of %d copies failed%s: %s%s" % (len(failures), total, tail, "; ".join(parts), waiting)

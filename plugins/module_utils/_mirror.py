@@ -185,8 +185,12 @@ def sync_pairs(
     scoped: bool = False,
     append_suffix: str | None = None,
     on_error=None,
+    local: LocalImages | None = None,
 ) -> list[CopyPair]:
     """Every image a skopeo sync YAML structure names, with the destination naming skopeo uses.
+
+    With ``local`` (the images of a tree or bundle an export of the same spec wrote), each image is read from there
+    instead of its registry, and tags are listed from there.
 
     ``list_tags(reference, options)`` lists a source repository's tags (called only for
     "all tags" and the by-regex and by-semver keys). ``dest`` is a registry prefix such as
@@ -207,6 +211,8 @@ def sync_pairs(
 
     def tags_of(source: ImageReference, options: ConnectionOptions) -> list[str]:
         try:
+            if local is not None:
+                return local.tags(source)
             return list_tags(source, options)
         except OCIError as exc:
             if on_error is None:
@@ -246,7 +252,7 @@ def sync_pairs(
                     image = source.with_digest(validate_digest(tag, where))
                 else:
                     image = source.with_tag(tag)
-                pairs.append(CopyPair(image, _dest_for(image, append_suffix), options))
+                pairs.append(_pair(image, _dest_for(image, append_suffix), options, local))
         for repository, pattern in (entry.get("images-by-tag-regex") or {}).items():
             source = _repository_reference(registry, repository, where)
             try:
@@ -256,15 +262,48 @@ def sync_pairs(
             for tag in tags_of(source, options):
                 if compiled.search(tag):  # skopeo's meaning: unanchored
                     image = source.with_tag(tag)
-                    pairs.append(CopyPair(image, _dest_for(image, append_suffix), options))
+                    pairs.append(_pair(image, _dest_for(image, append_suffix), options, local))
         for repository, text in (entry.get("images-by-semver") or {}).items():
             source = _repository_reference(registry, repository, where)
             wanted = VersionRange(str(text))
             for tag in tags_of(source, options):
                 if wanted.contains(tag):
                     image = source.with_tag(tag)
-                    pairs.append(CopyPair(image, _dest_for(image, append_suffix), options))
+                    pairs.append(_pair(image, _dest_for(image, append_suffix), options, local))
     return pairs
+
+
+class LocalImages:
+    """The images of a local tree or bundle, found by the names an export of a sync spec gave them."""
+
+    def __init__(self, place: ImageReference, images: list[tuple[str, ImageReference]], scoped: bool):
+        self.place = place
+        self.images = dict(images)
+        self.full = scoped or MirrorTarget.local(place, "src %s" % place).is_bundle
+
+    def name_of(self, image: ImageReference) -> str:
+        """The name the export gave ``image``: its full name in a bundle (or scoped tree), else the last path component."""
+        base = (image.name or "") if self.full else posixpath.basename(image.name or "")
+        return base + ("@" + image.digest if image.digest else ":" + (image.tag or ""))
+
+    def tags(self, repository: ImageReference) -> list[str]:
+        base = split_name(self.name_of(repository.with_tag("x")))[0]
+        return [ending[1:] for base_name, ending in (split_name(n) for n in self.images) if base_name == base and ending.startswith(":")]
+
+    def reference(self, image: ImageReference) -> ImageReference:
+        name = self.name_of(image)
+        if name not in self.images:
+            raise OCIError(
+                "%s is not in %s (it holds %d images); export it again with this spec, or leave it out" % (name, self.place, len(self.images)),
+                str(self.place),
+            )
+        return self.images[name]
+
+
+def _pair(image: ImageReference, dest: ImageReference, options: ConnectionOptions, local: LocalImages | None) -> CopyPair:
+    if local is None:
+        return CopyPair(image, dest, options)
+    return CopyPair(local.reference(image), dest, options, local.name_of(image))
 
 
 def _pacing_from_entry(entry: dict, options: ConnectionOptions, where: str) -> None:

@@ -50,6 +50,7 @@ options:
         C(skopeo sync --dest dir) writes them) and a bundle (C(oci:PATH) or C(oci-archive:PATH) without REF whose index names
         several images). Each image lands under the O(dest) registry prefix at the last path component of its name
         (its whole name with O(scoped)), or in the O(dest) tree or bundle. See the collection's docs/air-gap.md.
+      - With O(sync) or O(sync_file), the tree or bundle an export of that spec wrote, to read the images from (an air-gap import).
       - Required unless O(images), O(sync), O(sync_file) or O(catalog) is given.
     type: str
   dest:
@@ -150,7 +151,10 @@ options:
       - Keys of ours beside skopeo's pace one registry - C(requests-per-second), C(max-concurrent-requests) and
         C(rate-limit-floor), the meanings of O(requests_per_second), O(max_concurrent_requests) and O(rate_limit_floor).
       - Images land at O(dest)C(/<last path component>:tag), or at O(dest)C(/<registry>/<path>:tag) with O(scoped).
-      - Mutually exclusive with O(src), O(images) and O(sync_file).
+      - With O(src) naming a C(dir:) tree or a bundle that an export of the same spec wrote (an air-gap import), every image the spec
+        names is read from there instead of its registry (tags are listed from there too), verified first, and lands where a direct
+        mirror would put it. An image the spec names that is not there fails the task before anything is written.
+      - Mutually exclusive with O(images) and O(sync_file).
     type: dict
   sync_file:
     description:
@@ -540,6 +544,12 @@ verified:
   returned: when O(src) is a local tree or bundle
   type: dict
   sample: {"blobs": 13, "bytes": 52480, "held_by_destination": 0}
+unfinished:
+  description:
+    - When O(dest) is an C(oci-archive:) bundle and a copy failed, why the archive was not written and where the images copied
+      so far wait for the next run.
+  returned: when an oci-archive bundle was left unfinished
+  type: str
 copied:
   description: How many images were copied (or would be, in check mode).
   returned: always
@@ -742,8 +752,6 @@ def main() -> None:
             ["images", "src"],
             ["images", "dest"],
             ["sync", "sync_file"],
-            ["sync", "src"],
-            ["sync_file", "src"],
             ["images", "sync"],
             ["images", "sync_file"],
             ["catalog", "src"],

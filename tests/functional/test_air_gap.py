@@ -343,3 +343,70 @@ def test_export_and_import_of_a_bundle_at_parallelism_8_with_a_login(upstream, r
     assert {r["dest"]: r["dest_digest_after"] for r in imported.result["results"]} == expected
     again = run_module("image_copy", dict(dest_login, src="oci:" + bundle, dest="docker://%s/back" % reg.host, parallel_images=8))
     assert (again.failed, again.changed, again.result["unchanged"]) == (False, False, 8), again.output
+
+
+def test_an_interrupted_archive_export_says_where_its_images_wait_and_the_next_run_finishes_it(upstream, tmp_path):
+    host, _unused, namespace = upstream.partition("/")
+    archive = str(tmp_path / "bundle.tar")
+    spec = {host: {"images": {namespace + "/tool": ["1", "missing"], namespace + "/team/app": list(TAGS)}, "tls-verify": False}}
+    first = run_module("image_copy", {"sync": spec, "dest": "oci-archive:" + archive, "keep_going": True})
+    assert first.failed
+    staging = str(tmp_path / ".bundle.tar.oci-images-bundle")
+    assert "%s was not written; the images copied so far wait in %s, and the next run continues from them" % (archive, staging) in first.result["msg"]
+    assert not os.path.exists(archive) and os.path.isdir(staging)
+    spec[host]["images"][namespace + "/tool"] = ["1"]
+    second = run_module("image_copy", {"sync": spec, "dest": "oci-archive:" + archive})
+    assert not second.failed, second.output
+    assert (second.result["copied"], second.result["unchanged"]) == (0, 4)
+    assert sorted(os.listdir(str(tmp_path))) == ["bundle.tar"]
+
+
+@pytest.mark.parametrize("form", ["oci", "dir"])
+def test_an_import_by_the_same_sync_spec_reads_every_image_from_what_the_export_wrote(upstream, fresh_registry, skopeo, tmp_path, form):
+    carried = "%s:%s" % (form, tmp_path / "carried")
+    spec = bundle_spec(upstream)
+    assert not run_module("image_copy", {"sync": spec, "dest": carried}).failed
+    other = fresh_registry()
+    # The upstream registry is not asked: the spec's images, and its "all tags", come from what was carried.
+    imported = run_module("image_copy", {"sync": spec, "src": carried, "dest": "%s/mirror" % other.host, "dest_validate_certs": False})
+    assert not imported.failed, imported.output
+    assert imported.result["copied"] == 4 and imported.result["verified"]["blobs"] == 4 + 4 + 1  # configs, top layers, the base once
+    for name, source in [("app:%s" % t, "team/app:%s" % t) for t in TAGS] + [("tool:1", "tool:1")]:
+        assert skopeo.inspect_raw("docker://%s/mirror/%s" % (other.host, name)) == skopeo.inspect_raw("docker://%s/%s" % (upstream, source))
+    host, _unused, namespace = upstream.partition("/")
+    missing = {host: {"images": {namespace + "/team/app": ["1.0", "9.9"]}, "tls-verify": False}}
+    elsewhere = fresh_registry()
+    run = run_module("image_copy", {"sync": missing, "src": carried, "dest": "%s/mirror" % elsewhere.host, "dest_validate_certs": False})
+    assert run.failed
+    name = "%s/team/app:9.9" % upstream if form == "oci" else "app:9.9"
+    assert "%s is not in %s (it holds 4 images); export it again with this spec, or leave it out" % (name, carried) in run.result["msg"], run.result["msg"]
+    assert __import__("requests").get("http://%s/v2/_catalog" % elsewhere.host, timeout=10).json()["repositories"] == []
+
+
+def test_skopeo_sync_dest_dir_refuses_the_tree_it_wrote_where_a_second_run_of_ours_updates_it(upstream, skopeo, tmp_path):
+    # docs/mirroring.md and docs/air-gap.md say so; this checks the claim about skopeo 1.9.3.
+    from skopeo import SkopeoFailed
+
+    theirs, ours = str(tmp_path / "theirs"), str(tmp_path / "ours")
+    args = ("sync", "--src", "docker", "--dest", "dir", "--src-tls-verify=false", upstream + "/tool", theirs)
+    skopeo.skopeo(*args)
+    with pytest.raises(SkopeoFailed, match="Refusing to overwrite destination directory"):
+        skopeo.skopeo(*args)
+    task = {"src": "docker://%s/tool" % upstream, "dest": "dir:" + ours, "src_validate_certs": False}
+    assert run_module("image_copy", task).result["copied"] == 1
+    again = run_module("image_copy", task)
+    assert (again.failed, again.changed, again.result["unchanged"]) == (False, False, 1)
+
+
+def test_a_bundle_archive_in_volumes_is_written_from_its_staging_layout_and_imported_back(upstream, fresh_registry, skopeo, tmp_path):
+    archive = str(tmp_path / "bundle.tar")
+    run = run_module("image_copy", {"sync": bundle_spec(upstream), "dest": "oci-archive:" + archive, "split_size": "8K"})
+    assert not run.failed, run.output
+    files = sorted(os.listdir(str(tmp_path)))
+    assert "bundle.tar.volumes.json" in files and "bundle.tar.000" in files and "bundle.tar" not in files, files
+    assert not [f for f in files if f.startswith(".")], "the staging layout is removed"
+    other = fresh_registry()
+    imported = run_module("image_copy", {"src": "oci-archive:" + archive, "dest": "docker://%s/mirror" % other.host, "dest_validate_certs": False})
+    assert not imported.failed, imported.output
+    assert imported.result["copied"] == 4
+    assert skopeo.inspect_raw("docker://%s/mirror/tool:1" % other.host) == skopeo.inspect_raw("docker://%s/tool:1" % upstream)

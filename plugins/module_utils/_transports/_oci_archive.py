@@ -240,6 +240,12 @@ class OCIArchiveTransport(Transport):
             files.close()
         return None
 
+    def unfinished(self, reference: ImageReference) -> str | None:
+        layout = self.staging_layout(reference)
+        if not os.path.isdir(layout):
+            return None
+        return "%s was not written; the images copied so far wait in %s, and the next run continues from them" % (reference.path, layout)
+
     def finish_many(self, reference: ImageReference, options: ConnectionOptions, changed: bool = True) -> None:
         layout = self.staging_layout(reference)
         if not os.path.isdir(layout):

@@ -100,6 +100,10 @@ class Transport:
         failed, not in check mode): what is left to do, such as packing a staged bundle into its archive.
         ``changed``: whether any image was written (an archive holding the same images is left as it is)."""
 
+    def unfinished(self, reference: ImageReference) -> str | None:
+        """What a user is told when ``finish_many`` did not run because a copy failed; None when nothing waits."""
+        return None
+
     def open_signatures(self, reference: ImageReference, options: ConnectionOptions, settings) -> SignatureStore | None:
         """Where images named by ``reference`` keep their signatures (``settings``: registries.d); None when nowhere."""
         return None
@@ -231,6 +235,11 @@ def prepare_many(reference: ImageReference, options: ConnectionOptions, check_mo
 def finish_many(reference: ImageReference, options: ConnectionOptions | None = None, changed: bool = True) -> None:
     """Finish writing many images to the place ``reference`` names (see ``Transport.finish_many``)."""
     transport_named(reference.transport).finish_many(reference, options or ConnectionOptions(), changed)
+
+
+def unfinished(reference: ImageReference) -> str | None:
+    """What waits in the place ``reference`` names when its batch failed (see ``Transport.unfinished``)."""
+    return transport_named(reference.transport).unfinished(reference)
 
 
 def open_source(reference: ImageReference, options: ConnectionOptions | None = None) -> ImageSource:
