@@ -23,6 +23,7 @@ extends_documentation_fragment:
   - oci.images._auth
   - oci.images._tls
   - oci.images._retry
+  - oci.images._upstreams
   - oci.images._attributes
   - oci.images._attributes.ACTIONGROUP
 attributes:
@@ -81,6 +82,12 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+rate_limit_waits:
+  description:
+    - Per registry host that made the task wait or reported a quota, what it cost, in the form
+      RV(oci.images.image_copy#module:rate_limit_waits) describes. Empty when none did.
+  returned: always
+  type: dict
 dest:
   description: The file written.
   returned: always

@@ -25,6 +25,7 @@ author:
 extends_documentation_fragment:
   - oci.images._copy_connection
   - oci.images._retry
+  - oci.images._upstreams
   - oci.images._attributes
   - oci.images._attributes.ACTIONGROUP
 attributes:
@@ -142,6 +143,12 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+rate_limit_waits:
+  description:
+    - Per registry host that made the task wait or reported a quota, what it cost, in the form
+      RV(oci.images.image_copy#module:rate_limit_waits) describes. Empty when none did.
+  returned: always
+  type: dict
 digest:
   description: The digest O(dest) names after the task (in check mode, would name).
   returned: success

@@ -99,6 +99,12 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+rate_limit_waits:
+  description:
+    - What waiting for registries cost, in the form RV(oci.images.image_copy#module:rate_limit_waits) describes, as every module of the
+      group returns it. Always empty here - this module makes no connection.
+  returned: always
+  type: dict
 private_key_path:
   description: The private key file.
   returned: always
