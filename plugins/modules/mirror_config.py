@@ -13,7 +13,7 @@ description:
     every node that pulls must be told where the mirror is. From a mapping of source prefixes to mirror prefixes
     (O(mirrors)), or from the sync spec and the mirror it was copied to (O(sync), O(sync_file), O(mirror)), this module writes,
     each only when its option is given -
-  - a C(registries.conf.d) drop-in (O(registries_conf)) read by podman, CRI-O, skopeo and buildah - one C([[registry]])
+  - a C(registries.conf.d) drop-in (O(registries_conf_drop_in)) read by podman, CRI-O, skopeo and buildah - one C([[registry]])
     per source prefix with its C([[registry.mirror]]), so an image pulled by its original name comes from the mirror first;
   - containerd C(hosts.toml) files under a C(certs.d)-style tree (O(containerd_certs_d)), one C(HOST/hosts.toml) per source registry;
   - an OpenShift C(ImageDigestMirrorSet) (O(image_digest_mirror_set)) and C(ImageTagMirrorSet) (O(image_tag_mirror_set)) as YAML,
@@ -66,7 +66,7 @@ options:
       - As image_copy's O(oci.images.image_copy#module:scoped) - images were copied to C(MIRROR/REGISTRY/PATH) rather than C(MIRROR/LAST-PATH-COMPONENT).
     type: bool
     default: false
-  registries_conf:
+  registries_conf_drop_in:
     description:
       - Write this C(registries.conf.d) drop-in (containers-registries.conf(5), version 2), such as V(/etc/containers/registries.conf.d/50-mirror.conf).
       - Each source prefix gets a C([[registry]]) whose C(location) stays the source, and one C([[registry.mirror]]); podman, CRI-O and skopeo
@@ -140,7 +140,7 @@ EXAMPLES = r"""
     mirrors:
       quay.io/team: mirror.example.com:5000/quay.io/team
       docker.io/library: mirror.example.com:5000/docker.io/library
-    registries_conf: /etc/containers/registries.conf.d/50-mirror.conf
+    registries_conf_drop_in: /etc/containers/registries.conf.d/50-mirror.conf
 
 - name: Configure containerd and OpenShift from the sync spec the mirror was made from
   oci.images.mirror_config:
@@ -168,6 +168,12 @@ mirrors:
       description: The mirror prefix.
       type: str
       sample: mirror.example.com:5000/quay.io/team
+rate_limit_waits:
+  description:
+    - What waiting for registries cost, in the form RV(oci.images.image_copy#module:rate_limit_waits) describes, as every module of the
+      group returns it. Always empty here - this module makes no connection.
+  returned: always
+  type: dict
 files:
   description: Each file this task manages and whether it was (or in check mode would be) written.
   returned: always
@@ -193,7 +199,7 @@ from ansible_collections.oci.images.plugins.module_utils._errors import OCIError
 from ansible_collections.oci.images.plugins.module_utils._module_setup import start_module
 
 _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-OUTPUTS = ("registries_conf", "containerd_certs_d", "image_digest_mirror_set", "image_tag_mirror_set")
+OUTPUTS = ("registries_conf_drop_in", "containerd_certs_d", "image_digest_mirror_set", "image_tag_mirror_set")
 
 
 def main() -> None:
@@ -206,7 +212,7 @@ def main() -> None:
             sync_file=dict(type="path"),
             mirror=dict(type="str"),
             scoped=dict(type="bool", default=False),
-            registries_conf=dict(type="path"),
+            registries_conf_drop_in=dict(type="path"),
             containerd_certs_d=dict(type="path"),
             image_digest_mirror_set=dict(type="path"),
             image_tag_mirror_set=dict(type="path"),
@@ -243,8 +249,8 @@ def main() -> None:
             spec = params["sync"] if params["sync"] is not None else read_sync_file(params["sync_file"])
             mirrors = mirrors_from_sync(spec, params["mirror"], params["scoped"])
         wanted = {}
-        if params["registries_conf"]:
-            wanted[params["registries_conf"]] = registries_conf_text(mirrors, params["mirror_insecure"], params["digest_only"])
+        if params["registries_conf_drop_in"]:
+            wanted[params["registries_conf_drop_in"]] = registries_conf_text(mirrors, params["mirror_insecure"], params["digest_only"])
         if params["containerd_certs_d"]:
             hosts = containerd_hosts(mirrors, params["mirror_insecure"], params["mirror_ca_cert"])
             for host, text in hosts.items():

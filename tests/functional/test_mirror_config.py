@@ -83,7 +83,7 @@ def test_skopeo_podman_and_image_info_pull_the_original_name_through_the_mirror_
     conf = str(mirrored["work"] / "registries.conf.d" / "50-mirror.conf")
     run = run_module(
         "mirror_config",
-        {"sync": mirrored["spec"], "mirror": "%s/mirror" % mirrored["mirror"].host, "registries_conf": conf, "mirror_insecure": True},
+        {"sync": mirrored["spec"], "mirror": "%s/mirror" % mirrored["mirror"].host, "registries_conf_drop_in": conf, "mirror_insecure": True},
     )
     assert run.changed and not run.failed, run.output
     origin = mirrored["origin"]
@@ -241,7 +241,7 @@ def test_mirror_sets_follow_the_openshift_schema(tmp_path, option, kind, key):
 
 def test_check_mode_and_diff_then_a_second_run_writes_nothing(tmp_path):
     conf = str(tmp_path / "50-mirror.conf")
-    args = {"mirrors": MAPPING, "registries_conf": conf, "image_digest_mirror_set": str(tmp_path / "idms.yaml")}
+    args = {"mirrors": MAPPING, "registries_conf_drop_in": conf, "image_digest_mirror_set": str(tmp_path / "idms.yaml")}
     check = run_module("mirror_config", args, check=True, diff=True)
     assert check.changed and not check.failed, check.output
     assert not os.listdir(tmp_path)
@@ -271,9 +271,9 @@ def test_check_mode_and_diff_then_a_second_run_writes_nothing(tmp_path):
             {"mirrors": {"quay.io/a": "m.example.com/x", "quay.io/b": "m.example.com/y"}, "containerd_certs_d": "{tmp}"},
             ["containerd", "quay.io/a", "whole registries"],
         ),
-        ({"mirrors": {"Quay.io/Team": "m.example.com/x"}, "registries_conf": "{tmp}/r.conf"}, ["Quay.io/Team", "host[:port][/path]"]),
+        ({"mirrors": {"Quay.io/Team": "m.example.com/x"}, "registries_conf_drop_in": "{tmp}/r.conf"}, ["Quay.io/Team", "host[:port][/path]"]),
         ({"mirrors": {"quay.io": "m.example.com"}}, ["one of the following"]),
-        ({"sync": {"quay.io": {"images": {"a": []}}}, "registries_conf": "{tmp}/r.conf"}, ["mirror is required"]),
+        ({"sync": {"quay.io": {"images": {"a": []}}}, "registries_conf_drop_in": "{tmp}/r.conf"}, ["mirror is required"]),
         ({"mirrors": {"quay.io": "m.example.com"}, "image_tag_mirror_set": "{tmp}/t.yaml", "name": "Not A Name"}, ["Not A Name", "Kubernetes"]),
     ],
 )
